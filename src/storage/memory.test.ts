@@ -1,0 +1,4 @@
+import { runConformance } from "./conformance.js";
+import { openMemoryStore } from "./memory.js";
+
+runConformance("memory", async () => openMemoryStore());
