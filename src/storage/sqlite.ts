@@ -2,7 +2,9 @@ import fs from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { StorageError, unavailable } from "./errors.js";
+import { compareKeys } from "./interface.js";
 import type { Change, LeaseRecord, LogEngine, Row } from "./log/engine.js";
+import { CurrentState } from "./log/current.js";
 import { LogStructuredStore, type LogStoreOptions } from "./log/store.js";
 
 /** `PRAGMA application_id` of a k8ts database ("k8ts"), to refuse foreign SQLite files. */
@@ -23,8 +25,7 @@ CREATE TABLE log (
   deleted    INTEGER NOT NULL,
   value      BLOB    NOT NULL
 );
-CREATE INDEX log_key_rev ON log (key, rev);
-CREATE INDEX log_lease ON log (lease) WHERE lease != 0;
+CREATE INDEX log_key_rev ON log (key, rev, deleted);
 CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE leases (id INTEGER PRIMARY KEY, ttl INTEGER NOT NULL, expires_at INTEGER NOT NULL);
 `;
@@ -44,6 +45,67 @@ function fromRaw(r: RawRow): Row {
     deleted: r[6] !== 0,
     value: r[7],
   };
+}
+
+/** The newest row of each key in [start, end) at a revision, when it is live, in key order. */
+const NEWEST_LIVE_PER_KEY = `SELECT max(rev) AS r, deleted AS d FROM log
+  WHERE key >= ? AND key < ? AND rev <= ? GROUP BY key HAVING d = 0`;
+
+/**
+ * One chunk of a range as a single row of aggregates: the numbers as comma-separated lists, keys
+ * and values each concatenated into one BLOB with their byte lengths alongside. Creating one
+ * object per chunk instead of one Buffer per row makes long lists several times faster. All
+ * aggregates consume the same rows in the same order, so the lists always line up.
+ */
+function rangeChunkSql(value: string): string {
+  return `SELECT group_concat(rev), group_concat(create_rev), group_concat(version), group_concat(lease),
+      group_concat(length(CAST(key AS BLOB))), CAST(group_concat(key, '') AS BLOB),
+      group_concat(length(value)), CAST(group_concat(value, '') AS BLOB)
+    FROM (SELECT l.rev, l.key, l.create_rev, l.version, l.lease, ${value} AS value
+      FROM (${NEWEST_LIVE_PER_KEY} ORDER BY key LIMIT ?) m CROSS JOIN log l ON l.rev = m.r)`;
+}
+
+type RangeChunk = [string | null, string, string, string, string, Buffer, string, Buffer | null];
+
+/** Appends the rows of a range chunk to `out` in key order; returns how many there were. */
+function decodeRangeChunk(r: RangeChunk, out: Row[]): number {
+  if (r[0] === null) return 0;
+  const revs = r[0].split(",");
+  const createRevs = r[1].split(",");
+  const versions = r[2].split(",");
+  const leases = r[3].split(",");
+  const keyLengths = r[4].split(",");
+  const keys = r[5];
+  const valueLengths = r[6].split(",");
+  const values = r[7] ?? EMPTY;
+  const first = out.length;
+  let keyAt = 0;
+  let valueAt = 0;
+  for (let i = 0; i < revs.length; i++) {
+    const keyEnd = keyAt + Number(keyLengths[i]);
+    const valueEnd = valueAt + Number(valueLengths[i]);
+    out.push({
+      rev: Number(revs[i]),
+      key: keys.toString("utf8", keyAt, keyEnd),
+      createRev: Number(createRevs[i]),
+      prevRev: 0,
+      version: Number(versions[i]),
+      lease: Number(leases[i]),
+      deleted: false,
+      value: values.subarray(valueAt, valueEnd),
+    });
+    keyAt = keyEnd;
+    valueAt = valueEnd;
+  }
+  // The chunk's rows were chosen in key order; keep that order whatever order aggregation saw.
+  for (let i = first + 1; i < out.length; i++) {
+    if (compareKeys(out[i - 1]!.key, out[i]!.key) > 0) {
+      const sorted = out.splice(first).sort((a, b) => compareKeys(a.key, b.key));
+      out.push(...sorted);
+      break;
+    }
+  }
+  return revs.length;
 }
 
 function asBuffer(value: Uint8Array): Buffer {
@@ -70,6 +132,10 @@ export class SqliteEngine implements LogEngine {
   private writesSinceTick = 0;
   private walDirty = false;
   private readonly idleTimer: NodeJS.Timeout;
+  /** The current state, in memory: reads at the current revision never touch SQLite. */
+  private readonly current = new CurrentState();
+  /** Undo steps for `current` while a transaction is open. */
+  private journal: Array<() => void> | undefined;
 
   constructor(readonly file: string) {
     this.db = openDatabase(file);
@@ -80,28 +146,9 @@ export class SqliteEngine implements LogEngine {
             `SELECT ${COLUMNS} FROM log WHERE key = ? AND rev <= ? ORDER BY rev DESC LIMIT 1`,
           )
           .raw(true),
-        range: this.db
-          .prepare(
-            `SELECT l.rev, l.key, l.create_rev, l.prev_rev, l.version, l.lease, l.deleted, l.value
-             FROM (SELECT max(rev) AS r FROM log WHERE key >= ? AND key < ? AND rev <= ? GROUP BY key) m
-             CROSS JOIN log l ON l.rev = m.r
-             WHERE l.deleted = 0 LIMIT ?`,
-          )
-          .raw(true),
-        rangeKeysOnly: this.db
-          .prepare(
-            `SELECT l.rev, l.key, l.create_rev, l.prev_rev, l.version, l.lease, l.deleted, x''
-             FROM (SELECT max(rev) AS r FROM log WHERE key >= ? AND key < ? AND rev <= ? GROUP BY key) m
-             CROSS JOIN log l ON l.rev = m.r
-             WHERE l.deleted = 0 LIMIT ?`,
-          )
-          .raw(true),
-        count: this.db
-          .prepare(
-            `SELECT count(*) FROM (SELECT max(rev) AS r FROM log WHERE key >= ? AND key < ? AND rev <= ? GROUP BY key) m
-             CROSS JOIN log l ON l.rev = m.r WHERE l.deleted = 0`,
-          )
-          .pluck(true),
+        range: this.db.prepare(rangeChunkSql("l.value")).raw(true),
+        rangeKeysOnly: this.db.prepare(rangeChunkSql("x''")).raw(true),
+        count: this.db.prepare(`SELECT count(*) FROM (${NEWEST_LIVE_PER_KEY})`).pluck(true),
         changes: this.db
           .prepare(
             `SELECT l.rev, l.key, l.create_rev, l.prev_rev, l.version, l.lease, l.deleted, l.value,
@@ -127,12 +174,6 @@ export class SqliteEngine implements LogEngine {
         ),
         deleteLease: this.db.prepare(`DELETE FROM leases WHERE id = ?`),
         leases: this.db.prepare(`SELECT id, ttl, expires_at FROM leases`).raw(true),
-        keysWithLease: this.db
-          .prepare(
-            `SELECT l.key FROM log l WHERE l.lease = ?
-             AND l.rev = (SELECT max(rev) FROM log WHERE key = l.key) AND l.deleted = 0`,
-          )
-          .pluck(true),
         freePages: this.db.prepare(`PRAGMA freelist_count`).pluck(true),
         pageCount: this.db.prepare(`PRAGMA page_count`).pluck(true),
       };
@@ -145,6 +186,9 @@ export class SqliteEngine implements LogEngine {
       this.compactRev = meta.get("compact_rev") ?? 0;
       this.compactCursor = meta.get("compact_cursor") ?? this.compactRev;
       this.head = Math.max(maxRev ?? 1, meta.get("revision") ?? 1, this.compactRev, 1);
+      const rows: Row[] = [];
+      this.sqlRange("", "", this.head, 0, false, rows);
+      for (const row of rows) this.current.set(row);
     } catch (err) {
       this.db.close();
       throw describeSqliteError(file, err);
@@ -183,19 +227,43 @@ export class SqliteEngine implements LogEngine {
   }
 
   latest(key: string, rev: number): Row | undefined {
+    if (rev >= this.head) return this.current.get(key);
     const r = this.run(() => this.stmts.latest.get(key, rev)) as RawRow | undefined;
     return r && fromRaw(r);
   }
 
   range(start: string, end: string, rev: number, limit: number, keysOnly: boolean): Row[] {
+    if (rev >= this.head) return this.current.range(start, end, limit);
+    return this.sqlRange(start, end, rev, limit, keysOnly, []);
+  }
+
+  private sqlRange(
+    start: string,
+    end: string,
+    rev: number,
+    limit: number,
+    keysOnly: boolean,
+    out: Row[],
+  ): Row[] {
     const stmt = keysOnly ? this.stmts.rangeKeysOnly : this.stmts.range;
-    const rows = this.run(() =>
-      stmt.all(start, end === "" ? NO_END : end, rev, limit > 0 ? limit : -1),
-    ) as RawRow[];
-    return rows.map(fromRaw);
+    const upper = end === "" ? NO_END : end;
+    let from = start;
+    // Rows per query: small at first, then sized from the values seen so far to about 16 MiB.
+    let chunk = 64;
+    while (limit === 0 || out.length < limit) {
+      const want = limit === 0 ? chunk : Math.min(chunk, limit - out.length);
+      const r = this.run(() => stmt.get(from, upper, rev, want)) as RangeChunk;
+      const got = decodeRangeChunk(r, out);
+      if (got < want) break;
+      from = out[out.length - 1]!.key + "\0";
+      const avg = (r[7]?.length ?? 0) / got + 64;
+      chunk = Math.max(16, Math.min(4096, Math.floor((16 << 20) / avg)));
+    }
+    return out;
   }
 
   count(start: string, end: string, rev: number): number {
+    if (rev >= this.head) return this.current.count(start, end);
     return this.run(() => this.stmts.count.get(start, end === "" ? NO_END : end, rev)) as number;
   }
 
@@ -212,6 +280,8 @@ export class SqliteEngine implements LogEngine {
   transact<T>(fn: () => T): T {
     if (this.db.inTransaction) return fn();
     const head = this.head;
+    const journal: Array<() => void> = [];
+    this.journal = journal;
     try {
       const result = this.db.transaction(fn).immediate();
       this.writesSinceTick++;
@@ -219,7 +289,10 @@ export class SqliteEngine implements LogEngine {
       return result;
     } catch (err) {
       this.head = head;
+      for (const undo of journal.reverse()) undo();
       throw err instanceof StorageError ? err : describeSqliteError(this.file, err);
+    } finally {
+      this.journal = undefined;
     }
   }
 
@@ -235,6 +308,9 @@ export class SqliteEngine implements LogEngine {
       row.deleted ? EMPTY : asBuffer(row.value),
     );
     this.head = row.rev;
+    const previous = this.current.get(row.key);
+    this.current.set(row);
+    this.journal?.push(() => this.current.restore(row.key, previous));
   }
 
   compact(rev: number, budget: number): number {
@@ -281,7 +357,7 @@ export class SqliteEngine implements LogEngine {
   }
 
   keysWithLease(id: number): string[] {
-    return this.run(() => this.stmts.keysWithLease.all(id)) as string[];
+    return this.current.keysWithLease(id);
   }
 
   sizeBytes(): number {
@@ -312,6 +388,20 @@ function openDatabase(file: string): Database.Database {
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   } catch (err) {
     throw describeSqliteError(file, err);
+  }
+  // SQLite reports a read-only file system as a bare I/O error; name the cause up front.
+  for (const target of [path.dirname(file), file]) {
+    try {
+      fs.accessSync(target, fs.constants.W_OK);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === "ENOENT") continue;
+      throw new StorageError(
+        "Unavailable",
+        `sqlite: cannot use ${file}: ${target} is not writable (${e.code === "EROFS" ? "read-only file system" : e.message})`,
+        { cause: err, retryable: false },
+      );
+    }
   }
   let db: Database.Database;
   try {
