@@ -225,6 +225,54 @@ export function runConformance(
     );
 
     test(
+      "a past revision is exact whatever happened after it: updates, deletes, re-creates",
+      withStore(async (store, p) => {
+        const a = await store.create(p + "a", enc("a1"));
+        const b = await store.create(p + "b", enc("b1"));
+        const e = await store.create(p + "e", enc("e1"));
+        const snapshot = e.revision;
+        const a2 = await store.update(p + "a", enc("a2"), a.revision);
+        await store.update(p + "a", enc("a3"), a2.revision);
+        await store.delete(p + "b", b.revision);
+        await store.create(p + "b", enc("b2"));
+        await store.create(p + "c", enc("c1"));
+        await store.create(p + "d", enc("d1"));
+        await store.delete(p + "d");
+        await store.delete(p + "e");
+
+        const at = await store.list(p, { revision: snapshot });
+        assert.deepEqual(
+          at.kvs.map((kv) => [kv.key, dec(kv.value), kv.version, kv.modRevision]),
+          [
+            [p + "a", "a1", 1, a.revision],
+            [p + "b", "b1", 1, b.revision],
+            [p + "e", "e1", 1, e.revision],
+          ],
+        );
+        assert.equal((await store.list(p, { revision: snapshot, count: true, limit: 1 })).count, 3);
+        const page = await store.list(p, { revision: snapshot, limit: 2 });
+        assert.deepEqual(
+          page.kvs.map((kv) => kv.key),
+          [p + "a", p + "b"],
+        );
+        assert.equal(page.more, true);
+        assert.equal(dec((await store.get(p + "b", { revision: snapshot })).kv!.value), "b1");
+        assert.equal((await store.get(p + "c", { revision: snapshot })).kv, undefined);
+        assert.equal((await store.get(p + "d", { revision: snapshot })).kv, undefined);
+        assert.equal(dec((await store.get(p + "e", { revision: snapshot })).kv!.value), "e1");
+        const now = await store.list(p);
+        assert.deepEqual(
+          now.kvs.map((kv) => [kv.key, dec(kv.value)]),
+          [
+            [p + "a", "a3"],
+            [p + "b", "b2"],
+            [p + "c", "c1"],
+          ],
+        );
+      }),
+    );
+
+    test(
       "lists are in byte order and a prefix holds only its own keys",
       withStore(async (store, p) => {
         const names = [
@@ -398,11 +446,12 @@ export function runConformance(
         const a = await store.create(p + "c", enc("1"));
         const b = await store.update(p + "c", enc("2"), a.revision);
         const c = await store.update(p + "c", enc("3"), b.revision);
-        await store.compact(c.revision);
+        // Compacting at b keeps the state at b and every change after it, with previous values.
+        await store.compact(b.revision);
         const err = await rejects(store.get(p + "c", { revision: a.revision }), "Compacted");
-        assert.ok((err.details.compactRevision ?? c.revision) >= c.revision);
-        await rejects(store.list(p, { revision: b.revision }), "Compacted");
-        assert.equal(dec((await store.get(p + "c", { revision: c.revision })).kv!.value), "3");
+        assert.ok((err.details.compactRevision ?? b.revision) >= b.revision);
+        await rejects(store.list(p, { revision: a.revision }), "Compacted");
+        assert.equal(dec((await store.get(p + "c", { revision: b.revision })).kv!.value), "2");
         assert.equal(dec((await store.get(p + "c")).kv!.value), "3");
 
         const watch = store.watch(p, { prefix: true, startRevision: a.revision });
@@ -416,7 +465,7 @@ export function runConformance(
           `watch from a compacted revision: ${String(outcome)}`,
         );
 
-        // A watch from the compaction point onward still works.
+        // A watch from after the compaction point still works, previous values included.
         const w2 = store.watch(p, { prefix: true, startRevision: c.revision });
         try {
           const [e] = await takeEvents(w2, 1);

@@ -240,3 +240,51 @@ describe("sqlite compaction", () => {
     assert.ok(size < 3 * 1024 * 1024, `database is ${size} bytes`);
   });
 });
+
+describe("sqlite reopen", () => {
+  test("a reopened store has the same current state, revision and history", async () => {
+    const file = freshFile();
+    const dec = (b?: Uint8Array) => (b ? new TextDecoder().decode(b) : undefined);
+    let store = openSqliteStore({ file, retainRevisions: 10_000 });
+    const a = await store.create("/registry/x/a", enc("a1"));
+    await store.update("/registry/x/a", enc("a2"), a.revision);
+    const b = await store.create("/registry/x/b", enc("b1"));
+    await store.delete("/registry/x/b");
+    const last = await store.create("/registry/x/c", enc("c1"));
+    for (let i = 0; i < 3000; i++)
+      await store.create(`/registry/y/k${i}`, new Uint8Array(700).fill(i));
+    const before = await store.status();
+    await store.close();
+
+    store = openSqliteStore({ file, retainRevisions: 10_000 });
+    try {
+      const after = await store.status();
+      assert.equal(after.revision, before.revision);
+      assert.equal(after.compactRevision, before.compactRevision);
+      const now = await store.list("/registry/x/");
+      assert.deepEqual(
+        now.kvs.map((kv) => [kv.key, dec(kv.value)]),
+        [
+          ["/registry/x/a", "a2"],
+          ["/registry/x/c", "c1"],
+        ],
+      );
+      assert.equal((await store.count("/registry/y/")).count, 3000);
+      assert.equal((await store.get("/registry/y/k2999")).kv!.value[0], 2999 & 0xff);
+      const past = await store.list("/registry/x/", { revision: last.revision });
+      assert.deepEqual(
+        past.kvs.map((kv) => [kv.key, dec(kv.value)]),
+        [
+          ["/registry/x/a", "a2"],
+          ["/registry/x/c", "c1"],
+        ],
+      );
+      const w = await store.create("/registry/x/b", enc("b2"));
+      assert.equal(w.revision, before.revision + 1);
+      assert.equal(w.kv.version, 1);
+      assert.ok(w.kv.createRevision > b.revision);
+    } finally {
+      await store.close();
+    }
+  });
+});

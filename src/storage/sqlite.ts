@@ -10,6 +10,8 @@ import { LogStructuredStore, type LogStoreOptions } from "./log/store.js";
 /** `PRAGMA application_id` of a k8ts database ("k8ts"), to refuse foreign SQLite files. */
 const APPLICATION_ID = 0x6b387473;
 const SCHEMA_VERSION = 1;
+/** Rows of about 1 KiB fill 8 KiB pages far better than the default 4 KiB ones. */
+const PAGE_SIZE = 8192;
 const EMPTY = Buffer.alloc(0);
 /** Greater than any key: stands for "no upper bound" in range queries. */
 const NO_END = "\u{10ffff}\u{10ffff}";
@@ -25,12 +27,19 @@ CREATE TABLE log (
   deleted    INTEGER NOT NULL,
   value      BLOB    NOT NULL
 );
-CREATE INDEX log_key_rev ON log (key, rev, deleted);
 CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE leases (id INTEGER PRIMARY KEY, ttl INTEGER NOT NULL, expires_at INTEGER NOT NULL);
 `;
 
 const COLUMNS = "rev, key, create_rev, prev_rev, version, lease, deleted, value";
+const columnsOf = (table: string) =>
+  COLUMNS.split(", ")
+    .map((c) => `${table}.${c}`)
+    .join(", ");
+
+/** A change with the row it replaced: `SELECT <l columns>, <p columns> FROM log l LEFT JOIN log p`. */
+const CHANGE_SELECT = `SELECT ${columnsOf("l")}, ${columnsOf("p")} FROM log l
+  LEFT JOIN log p ON p.rev = l.prev_rev AND l.prev_rev != 0`;
 
 type RawRow = [number, string, number, number, number, number, number, Buffer];
 
@@ -47,65 +56,72 @@ function fromRaw(r: RawRow): Row {
   };
 }
 
-/** The newest row of each key in [start, end) at a revision, when it is live, in key order. */
-const NEWEST_LIVE_PER_KEY = `SELECT max(rev) AS r, deleted AS d FROM log
-  WHERE key >= ? AND key < ? AND rev <= ? GROUP BY key HAVING d = 0`;
-
-/**
- * One chunk of a range as a single row of aggregates: the numbers as comma-separated lists, keys
- * and values each concatenated into one BLOB with their byte lengths alongside. Creating one
- * object per chunk instead of one Buffer per row makes long lists several times faster. All
- * aggregates consume the same rows in the same order, so the lists always line up.
- */
-function rangeChunkSql(value: string): string {
-  return `SELECT group_concat(rev), group_concat(create_rev), group_concat(version), group_concat(lease),
-      group_concat(length(CAST(key AS BLOB))), CAST(group_concat(key, '') AS BLOB),
-      group_concat(length(value)), CAST(group_concat(value, '') AS BLOB)
-    FROM (SELECT l.rev, l.key, l.create_rev, l.version, l.lease, ${value} AS value
-      FROM (${NEWEST_LIVE_PER_KEY} ORDER BY key LIMIT ?) m CROSS JOIN log l ON l.rev = m.r)`;
+function changeFromRaw(r: unknown[]): Change {
+  return {
+    row: fromRaw(r.slice(0, 8) as RawRow),
+    prev: r[8] === null ? undefined : fromRaw(r.slice(8) as RawRow),
+  };
 }
 
-type RangeChunk = [string | null, string, string, string, string, Buffer, string, Buffer | null];
+/**
+ * Reads the log in revision order, a chunk of rows per query, as one row of aggregates: the
+ * numbers as comma-separated lists, keys and values each concatenated into one BLOB with their
+ * byte lengths alongside. One object per chunk instead of one Buffer per row makes loading a large
+ * database several times faster. All aggregates consume the same rows in the same order, so the
+ * lists line up with each other.
+ */
+const LOAD_CHUNK_SQL = `SELECT group_concat(rev), group_concat(create_rev), group_concat(prev_rev),
+    group_concat(version), group_concat(lease), group_concat(deleted),
+    group_concat(length(CAST(key AS BLOB))), CAST(group_concat(key, '') AS BLOB),
+    group_concat(length(value)), CAST(group_concat(value, '') AS BLOB)
+  FROM (SELECT * FROM log WHERE rev > ? ORDER BY rev LIMIT ?)`;
 
-/** Appends the rows of a range chunk to `out` in key order; returns how many there were. */
-function decodeRangeChunk(r: RangeChunk, out: Row[]): number {
-  if (r[0] === null) return 0;
+type LoadChunk = [
+  string | null,
+  string,
+  string,
+  string,
+  string,
+  string,
+  string,
+  Buffer,
+  string,
+  Buffer | null,
+];
+
+/** The rows of a load chunk, in revision order. */
+function decodeLoadChunk(r: LoadChunk): Row[] {
+  if (r[0] === null) return [];
   const revs = r[0].split(",");
   const createRevs = r[1].split(",");
-  const versions = r[2].split(",");
-  const leases = r[3].split(",");
-  const keyLengths = r[4].split(",");
-  const keys = r[5];
-  const valueLengths = r[6].split(",");
-  const values = r[7] ?? EMPTY;
-  const first = out.length;
+  const prevRevs = r[2].split(",");
+  const versions = r[3].split(",");
+  const leases = r[4].split(",");
+  const deleted = r[5].split(",");
+  const keyLengths = r[6].split(",");
+  const keys = r[7];
+  const valueLengths = r[8].split(",");
+  const values = r[9] ?? EMPTY;
+  const rows: Row[] = [];
   let keyAt = 0;
   let valueAt = 0;
   for (let i = 0; i < revs.length; i++) {
     const keyEnd = keyAt + Number(keyLengths[i]);
     const valueEnd = valueAt + Number(valueLengths[i]);
-    out.push({
+    rows.push({
       rev: Number(revs[i]),
       key: keys.toString("utf8", keyAt, keyEnd),
       createRev: Number(createRevs[i]),
-      prevRev: 0,
+      prevRev: Number(prevRevs[i]),
       version: Number(versions[i]),
       lease: Number(leases[i]),
-      deleted: false,
+      deleted: deleted[i] !== "0",
       value: values.subarray(valueAt, valueEnd),
     });
     keyAt = keyEnd;
     valueAt = valueEnd;
   }
-  // The chunk's rows were chosen in key order; keep that order whatever order aggregation saw.
-  for (let i = first + 1; i < out.length; i++) {
-    if (compareKeys(out[i - 1]!.key, out[i]!.key) > 0) {
-      const sorted = out.splice(first).sort((a, b) => compareKeys(a.key, b.key));
-      out.push(...sorted);
-      break;
-    }
-  }
-  return revs.length;
+  return rows.sort((a, b) => a.rev - b.rev);
 }
 
 function asBuffer(value: Uint8Array): Buffer {
@@ -118,9 +134,15 @@ export interface SqliteOptions extends LogStoreOptions {
 }
 
 /**
- * The log in one SQLite file (WAL, synchronous=FULL, exclusive lock). One table holds every
- * revision; the (key, rev) index serves point reads, ranges at any revision and compare-and-swap,
- * so listing one resource type reads only that type's part of the index.
+ * The log in one SQLite file (WAL, synchronous=FULL, exclusive lock): one table, one row per
+ * revision, keyed by revision alone, so a write is a sequential append.
+ *
+ * The current state lives in memory, loaded at open by one scan in revision order; it serves reads
+ * at the current revision and every compare-and-swap check. A read at a past revision R starts from
+ * the current state and, for each key changed after R, puts back the row its first change after R
+ * replaced (none if that change created the key). Compaction at C removes only rows superseded
+ * before C, so for R >= C those rows are always there, and the scan reads only the history after
+ * R, which compaction keeps short.
  */
 export class SqliteEngine implements LogEngine {
   readonly name = "sqlite";
@@ -132,7 +154,6 @@ export class SqliteEngine implements LogEngine {
   private writesSinceTick = 0;
   private walDirty = false;
   private readonly idleTimer: NodeJS.Timeout;
-  /** The current state, in memory: reads at the current revision never touch SQLite. */
   private readonly current = new CurrentState();
   /** Undo steps for `current` while a transaction is open. */
   private journal: Array<() => void> | undefined;
@@ -141,23 +162,21 @@ export class SqliteEngine implements LogEngine {
     this.db = openDatabase(file);
     try {
       this.stmts = {
-        latest: this.db
-          .prepare(
-            `SELECT ${COLUMNS} FROM log WHERE key = ? AND rev <= ? ORDER BY rev DESC LIMIT 1`,
-          )
+        firstChangeAfter: this.db
+          .prepare(`${CHANGE_SELECT} WHERE l.rev > ? AND l.key = ? ORDER BY l.rev LIMIT 1`)
           .raw(true),
-        range: this.db.prepare(rangeChunkSql("l.value")).raw(true),
-        rangeKeysOnly: this.db.prepare(rangeChunkSql("x''")).raw(true),
-        count: this.db.prepare(`SELECT count(*) FROM (${NEWEST_LIVE_PER_KEY})`).pluck(true),
+        changesAfter: this.db
+          .prepare(`${CHANGE_SELECT} WHERE l.rev > ? AND l.key >= ? AND l.key < ? ORDER BY l.rev`)
+          .raw(true),
         changes: this.db
           .prepare(
-            `SELECT l.rev, l.key, l.create_rev, l.prev_rev, l.version, l.lease, l.deleted, l.value,
-                    p.rev, p.key, p.create_rev, p.prev_rev, p.version, p.lease, p.deleted, p.value
-             FROM log l LEFT JOIN log p ON p.rev = l.prev_rev AND l.prev_rev != 0
-             WHERE l.rev >= ? AND l.rev <= ? AND l.key >= ? AND l.key < ?
-             ORDER BY l.rev`,
+            `${CHANGE_SELECT} WHERE l.rev >= ? AND l.rev <= ? AND l.key >= ? AND l.key < ? ORDER BY l.rev`,
           )
           .raw(true),
+        load: this.db.prepare(LOAD_CHUNK_SQL).raw(true),
+        begin: this.db.prepare("BEGIN IMMEDIATE"),
+        commit: this.db.prepare("COMMIT"),
+        rollback: this.db.prepare("ROLLBACK"),
         insert: this.db.prepare(`INSERT INTO log (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
         compactSuperseded: this.db.prepare(
           `DELETE FROM log WHERE rev IN (SELECT prev_rev FROM log WHERE rev >= ? AND rev < ? AND prev_rev != 0)`,
@@ -178,17 +197,12 @@ export class SqliteEngine implements LogEngine {
         pageCount: this.db.prepare(`PRAGMA page_count`).pluck(true),
       };
       const meta = new Map(
-        (this.db.prepare(`SELECT name, value FROM meta`).raw(true).all() as [string, number][]).map(
-          ([k, v]) => [k, v],
-        ),
+        this.db.prepare(`SELECT name, value FROM meta`).raw(true).all() as [string, number][],
       );
-      const maxRev = this.db.prepare(`SELECT max(rev) FROM log`).pluck(true).get() as number | null;
       this.compactRev = meta.get("compact_rev") ?? 0;
       this.compactCursor = meta.get("compact_cursor") ?? this.compactRev;
-      this.head = Math.max(maxRev ?? 1, meta.get("revision") ?? 1, this.compactRev, 1);
-      const rows: Row[] = [];
-      this.sqlRange("", "", this.head, 0, false, rows);
-      for (const row of rows) this.current.set(row);
+      this.head = Math.max(meta.get("revision") ?? 1, this.compactRev, 1);
+      this.load();
     } catch (err) {
       this.db.close();
       throw describeSqliteError(file, err);
@@ -196,6 +210,23 @@ export class SqliteEngine implements LogEngine {
     // Give the WAL back to the file system once writes pause.
     this.idleTimer = setInterval(() => this.onIdleTick(), 1000);
     this.idleTimer.unref();
+  }
+
+  /** Replays the whole log (live rows and retained history) into the current state. */
+  private load(): void {
+    let after = 0;
+    // Rows per query: small at first, then sized from the values seen so far to about 16 MiB.
+    let chunk = 64;
+    for (;;) {
+      const r = this.stmts.load.get(after, chunk) as LoadChunk;
+      const rows = decodeLoadChunk(r);
+      for (const row of rows) this.current.set(row);
+      if (rows.length > 0) this.head = Math.max(this.head, rows[rows.length - 1]!.rev);
+      if (rows.length < chunk) break;
+      after = rows[rows.length - 1]!.rev;
+      const avg = (r[9]?.length ?? 0) / rows.length + 64;
+      chunk = Math.max(16, Math.min(4096, Math.floor((16 << 20) / avg)));
+    }
   }
 
   private onIdleTick(): void {
@@ -227,66 +258,68 @@ export class SqliteEngine implements LogEngine {
   }
 
   latest(key: string, rev: number): Row | undefined {
-    if (rev >= this.head) return this.current.get(key);
-    const r = this.run(() => this.stmts.latest.get(key, rev)) as RawRow | undefined;
-    return r && fromRaw(r);
+    const now = this.current.get(key);
+    if (rev >= this.head) return now;
+    const r = this.run(() => this.stmts.firstChangeAfter.get(rev, key)) as unknown[] | undefined;
+    if (!r) return now;
+    return changeFromRaw(r).prev;
   }
 
-  range(start: string, end: string, rev: number, limit: number, keysOnly: boolean): Row[] {
-    if (rev >= this.head) return this.current.range(start, end, limit);
-    return this.sqlRange(start, end, rev, limit, keysOnly, []);
-  }
-
-  private sqlRange(
-    start: string,
-    end: string,
-    rev: number,
-    limit: number,
-    keysOnly: boolean,
-    out: Row[],
-  ): Row[] {
-    const stmt = keysOnly ? this.stmts.rangeKeysOnly : this.stmts.range;
-    const upper = end === "" ? NO_END : end;
-    let from = start;
-    // Rows per query: small at first, then sized from the values seen so far to about 16 MiB.
-    let chunk = 64;
-    while (limit === 0 || out.length < limit) {
-      const want = limit === 0 ? chunk : Math.min(chunk, limit - out.length);
-      const r = this.run(() => stmt.get(from, upper, rev, want)) as RangeChunk;
-      const got = decodeRangeChunk(r, out);
-      if (got < want) break;
-      from = out[out.length - 1]!.key + "\0";
-      const avg = (r[7]?.length ?? 0) / got + 64;
-      chunk = Math.max(16, Math.min(4096, Math.floor((16 << 20) / avg)));
+  /** For each key in [start, end) changed after `rev`: its row at `rev` (undefined: absent). */
+  private rowsReplacedAfter(start: string, end: string, rev: number): Map<string, Row | undefined> {
+    const replaced = new Map<string, Row | undefined>();
+    const rows = this.run(() =>
+      this.stmts.changesAfter.all(rev, start, end === "" ? NO_END : end),
+    ) as unknown[][];
+    for (const r of rows) {
+      const change = changeFromRaw(r);
+      if (!replaced.has(change.row.key)) replaced.set(change.row.key, change.prev);
     }
+    return replaced;
+  }
+
+  range(start: string, end: string, rev: number, limit: number): Row[] {
+    if (rev >= this.head) return this.current.range(start, end, limit);
+    const replaced = this.rowsReplacedAfter(start, end, rev);
+    const out: Row[] = [];
+    for (const row of this.current.range(start, end, 0)) {
+      if (!replaced.has(row.key)) out.push(row);
+    }
+    for (const row of replaced.values()) if (row) out.push(row);
+    out.sort((a, b) => compareKeys(a.key, b.key));
+    if (limit > 0 && out.length > limit) out.length = limit;
     return out;
   }
 
   count(start: string, end: string, rev: number): number {
     if (rev >= this.head) return this.current.count(start, end);
-    return this.run(() => this.stmts.count.get(start, end === "" ? NO_END : end, rev)) as number;
+    return this.range(start, end, rev, 0).length;
   }
 
   changes(from: number, to: number, start = "", end = ""): Change[] {
     const rows = this.run(() =>
       this.stmts.changes.all(from, to, start, end === "" ? NO_END : end),
     ) as unknown[][];
-    return rows.map((r) => ({
-      row: fromRaw(r.slice(0, 8) as RawRow),
-      prev: r[8] === null ? undefined : fromRaw(r.slice(8) as RawRow),
-    }));
+    return rows.map(changeFromRaw);
   }
 
   transact<T>(fn: () => T): T {
-    if (this.db.inTransaction) return fn();
+    if (this.journal) return fn();
     const head = this.head;
     const journal: Array<() => void> = [];
     this.journal = journal;
     try {
-      const result = this.db.transaction(fn).immediate();
-      this.writesSinceTick++;
-      this.walDirty = true;
-      return result;
+      this.stmts.begin.run();
+      try {
+        const result = fn();
+        this.stmts.commit.run();
+        this.writesSinceTick++;
+        this.walDirty = true;
+        return result;
+      } catch (err) {
+        if (this.db.inTransaction) this.stmts.rollback.run();
+        throw err;
+      }
     } catch (err) {
       this.head = head;
       for (const undo of journal.reverse()) undo();
@@ -415,6 +448,7 @@ function openDatabase(file: string): Database.Database {
     const tables = db.prepare(`SELECT count(*) FROM sqlite_master`).pluck(true).get() as number;
     const appId = db.pragma("application_id", { simple: true }) as number;
     if (tables === 0) {
+      db.pragma(`page_size = ${PAGE_SIZE}`);
       db.pragma("auto_vacuum = INCREMENTAL");
       db.pragma("journal_mode = WAL");
       db.transaction(() => {
