@@ -15,20 +15,54 @@ interface FlagValueOf {
   strings: string[];
 }
 
-export interface FlagSpec<T extends FlagType = FlagType> {
+export interface FlagSpec<T extends FlagType = FlagType, V = unknown> {
   type: T;
   help: string;
   default?: FlagValueOf[T];
+  /** Only for the type checker: the type of the parsed value. */
+  readonly parsed?: V;
 }
 
 export type FlagSpecs = Record<string, FlagSpec>;
 
 export type FlagValues<S extends FlagSpecs> = {
-  [K in keyof S]: S[K] extends FlagSpec<infer T>
-    ? S[K]["default"] extends undefined
-      ? FlagValueOf[T] | undefined
-      : FlagValueOf[T]
-    : never;
+  [K in keyof S]: S[K] extends FlagSpec<FlagType, infer V> ? V : never;
+};
+
+function string(help: string): FlagSpec<"string", string | undefined>;
+function string(help: string, def: string): FlagSpec<"string", string>;
+function string(help: string, def?: string): FlagSpec<"string"> {
+  return { type: "string", help, default: def };
+}
+
+function int(help: string): FlagSpec<"int", number | undefined>;
+function int(help: string, def: number): FlagSpec<"int", number>;
+function int(help: string, def?: number): FlagSpec<"int"> {
+  return { type: "int", help, default: def };
+}
+
+/** A Go duration on the command line; milliseconds in the program. */
+function duration(help: string): FlagSpec<"duration", number | undefined>;
+function duration(help: string, def: number): FlagSpec<"duration", number>;
+function duration(help: string, def?: number): FlagSpec<"duration"> {
+  return { type: "duration", help, default: def };
+}
+
+/** Flag constructors: `flag.string("help", "default")`, `flag.bool("help")`, ... */
+export const flag = {
+  string,
+  int,
+  duration,
+  bool: (help: string, def = false): FlagSpec<"bool", boolean> => ({
+    type: "bool",
+    help,
+    default: def,
+  }),
+  strings: (help: string, def: string[] = []): FlagSpec<"strings", string[]> => ({
+    type: "strings",
+    help,
+    default: def,
+  }),
 };
 
 export class FlagError extends Error {
