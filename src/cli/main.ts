@@ -7,6 +7,10 @@ import { kubernetesVersion } from "./version.js";
  * Components add themselves here.
  */
 const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  apiserver: {
+    summary: "Run the Kubernetes API server",
+    load: async () => (await import("../apiserver/command.js")).apiserverCommand as Command,
+  },
   server: {
     summary: "Run a whole control plane in one process on the embedded store (like k3s server)",
     load: async () => (await import("../server/command.js")).serverCommand as Command,

@@ -1,0 +1,175 @@
+import os from "node:os";
+import { isIP } from "node:net";
+import { defineCommand } from "../cli/command.js";
+import { flag } from "../cli/flags.js";
+import { openStore, type StoreConfig } from "../storage/index.js";
+import { ensureSelfSignedServingCert } from "../pki/selfsigned.js";
+import { APIServer } from "./server.js";
+import { builtinResourceDefs } from "./resources.js";
+
+export const apiserverFlags = {
+  "etcd-servers": flag.strings(
+    "List of etcd servers to connect with (scheme://ip:port), comma separated; the embedded store in --data-dir is used when empty",
+  ),
+  "etcd-cafile": flag.string("SSL Certificate Authority file used to secure etcd communication"),
+  "etcd-certfile": flag.string("SSL certification file used to secure etcd communication"),
+  "etcd-keyfile": flag.string("SSL key file used to secure etcd communication"),
+  "etcd-prefix": flag.string("The prefix to prepend to all resource paths in etcd", "/registry"),
+  "data-dir": flag.string(
+    "Directory of the embedded store, when --etcd-servers is not given",
+    "/var/lib/k8ts/server",
+  ),
+  "secure-port": flag.int(
+    "The port on which to serve HTTPS with authentication and authorization. It cannot be switched off with 0",
+    6443,
+  ),
+  "bind-address": flag.string(
+    "The IP address on which to listen for the --secure-port port",
+    "0.0.0.0",
+  ),
+  "advertise-address": flag.string(
+    "The IP address on which to advertise the apiserver to members of the cluster",
+  ),
+  "tls-cert-file": flag.string(
+    "File containing the default x509 Certificate for HTTPS; generated in --cert-dir when absent",
+  ),
+  "tls-private-key-file": flag.string(
+    "File containing the default x509 private key matching --tls-cert-file",
+  ),
+  "cert-dir": flag.string(
+    "The directory where the TLS certs are located; ignored if --tls-cert-file and --tls-private-key-file are provided",
+    "/var/run/kubernetes",
+  ),
+  "insecure-port": flag.int(
+    "Serve plain HTTP without authentication or authorization on this port (0 disables it); loopback addresses only",
+    0,
+  ),
+  "insecure-bind-address": flag.string(
+    "The loopback address on which to serve --insecure-port",
+    "127.0.0.1",
+  ),
+  "service-cluster-ip-range": flag.string(
+    "A CIDR notation IP range from which to assign service cluster IPs",
+    "10.0.0.0/24",
+  ),
+  "service-node-port-range": flag.string(
+    "A port range to reserve for services with NodePort visibility",
+    "30000-32767",
+  ),
+  "event-ttl": flag.duration("Amount of time to retain events", 60 * 60 * 1000),
+  "max-requests-inflight": flag.int(
+    "The maximum number of non-mutating requests in flight at a given time",
+    400,
+  ),
+};
+
+function isLoopback(address: string): boolean {
+  return address === "localhost" || address.startsWith("127.") || address === "::1";
+}
+
+/** The first non-internal IPv4 address of this host, as upstream picks a default advertise address. */
+function defaultAdvertiseAddress(bind: string): string {
+  if (bind !== "0.0.0.0" && bind !== "::") return bind;
+  for (const addrs of Object.values(os.networkInterfaces())) {
+    for (const a of addrs ?? []) if (a.family === "IPv4" && !a.internal) return a.address;
+  }
+  return "127.0.0.1";
+}
+
+/** The first usable address of a CIDR (the `kubernetes` Service's cluster IP). */
+export function firstServiceIP(cidr: string): string {
+  const [base] = cidr.split("/");
+  const parts = (base ?? "").split(".").map(Number);
+  parts[3] = (parts[3] ?? 0) + 1;
+  return parts.join(".");
+}
+
+export const apiserverCommand = defineCommand({
+  name: "apiserver",
+  summary: "Run the Kubernetes API server",
+  upstream: "kube-apiserver",
+  flags: apiserverFlags,
+  async run(f, _args, signal) {
+    const fail = (message: string) => {
+      process.stderr.write(`Error: ${message}\n`);
+      return 1;
+    };
+    if (f["insecure-port"] > 0 && !isLoopback(f["insecure-bind-address"])) {
+      return fail(
+        `--insecure-bind-address=${f["insecure-bind-address"]} is not a loopback address: plain HTTP without authentication is only served on loopback`,
+      );
+    }
+    if (!!f["tls-cert-file"] !== !!f["tls-private-key-file"]) {
+      return fail("--tls-cert-file and --tls-private-key-file must be given together");
+    }
+    if (f["bind-address"] && !isIP(f["bind-address"])) {
+      return fail(
+        `invalid argument "${f["bind-address"]}" for "--bind-address" flag: failed to parse IP: "${f["bind-address"]}"`,
+      );
+    }
+    const advertise = f["advertise-address"] ?? defaultAdvertiseAddress(f["bind-address"]);
+    const config: StoreConfig =
+      f["etcd-servers"].length > 0
+        ? {
+            backend: "etcd",
+            endpoints: f["etcd-servers"],
+            caFile: f["etcd-cafile"],
+            certFile: f["etcd-certfile"],
+            keyFile: f["etcd-keyfile"],
+          }
+        : { backend: "sqlite", dataDir: f["data-dir"] };
+    let certFile = f["tls-cert-file"];
+    let keyFile = f["tls-private-key-file"];
+    if (!certFile || !keyFile) {
+      const generated = await ensureSelfSignedServingCert(f["cert-dir"], advertise, [
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+        "localhost",
+        "127.0.0.1",
+        firstServiceIP(f["service-cluster-ip-range"]),
+      ]);
+      ({ certFile, keyFile } = generated);
+      if (generated.created) {
+        process.stderr.write(`Generated self-signed cert (${certFile}, ${keyFile})\n`);
+      }
+    }
+    let store;
+    try {
+      store = await openStore(config);
+    } catch (err) {
+      return fail((err as Error).message);
+    }
+    const server = new APIServer({
+      store,
+      resources: builtinResourceDefs(f["etcd-prefix"]),
+      secure: { host: f["bind-address"], port: f["secure-port"], certFile, keyFile },
+      insecure:
+        f["insecure-port"] > 0
+          ? { host: f["insecure-bind-address"], port: f["insecure-port"] }
+          : undefined,
+      advertiseAddress: advertise,
+      serviceIP: firstServiceIP(f["service-cluster-ip-range"]),
+    });
+    try {
+      await server.start(signal);
+    } catch (err) {
+      await store.close();
+      return fail((err as Error).message);
+    }
+    const secure = server.addresses.secure!;
+    process.stderr.write(`Serving securely on ${f["bind-address"]}:${secure.port}\n`);
+    if (server.addresses.insecure) {
+      process.stderr.write(
+        `Serving insecurely on ${f["insecure-bind-address"]}:${server.addresses.insecure.port}\n`,
+      );
+    }
+    await new Promise<void>((resolve) =>
+      signal.addEventListener("abort", () => resolve(), { once: true }),
+    );
+    await server.stop();
+    await store.close();
+    return 0;
+  },
+});

@@ -1,0 +1,312 @@
+import { badRequest, methodNotAllowed, StatusError } from "../../api/status.js";
+import {
+  parseBody,
+  readBody,
+  send,
+  sendStatus,
+  negotiate,
+  mediaType,
+  type Request,
+  type Response,
+} from "../http.js";
+import type { RequestInfo } from "../request-info.js";
+import type { Registry, ObjectWatchEvent } from "../registry/store.js";
+import type { KObject } from "../registry/types.js";
+import { applyPatch } from "../patch.js";
+import { toTable, toPartialObjectMetadata } from "../table.js";
+
+/** Decodes a request body into an object (JSON, YAML; protobuf when a decoder is installed). */
+export type BodyDecoder = (body: Buffer, contentType: string) => KObject;
+
+export interface ResourceContext {
+  registry: Registry;
+  decode: BodyDecoder;
+}
+
+function boolParam(q: URLSearchParams, name: string): boolean | undefined {
+  const v = q.get(name);
+  if (v === null) return undefined;
+  return v === "true" || v === "1";
+}
+
+function dryRun(q: URLSearchParams): boolean {
+  const values = q.getAll("dryRun");
+  for (const v of values) {
+    if (v !== "All") throw badRequest(`dryRun: Unsupported value: "${v}": supported values: "All"`);
+  }
+  return values.length > 0;
+}
+
+/** The object a verb answers with, in the form the client asked for. */
+function present(req: Request, registry: Registry, obj: KObject): unknown {
+  const n = negotiate(req.headers.accept);
+  if (n.as === "Table") return toTable(registry, [obj], {});
+  if (n.as === "PartialObjectMetadata") return toPartialObjectMetadata(obj);
+  return obj;
+}
+
+function checkKind(obj: KObject, registry: Registry): void {
+  if (obj === null || typeof obj !== "object" || Array.isArray(obj)) {
+    throw badRequest("the body of the request must be a JSON or YAML object");
+  }
+  if (obj.apiVersion !== undefined && obj.apiVersion !== registry.apiVersion) {
+    throw badRequest(
+      `the API version in the data (${obj.apiVersion}) does not match the expected API version (${registry.apiVersion})`,
+    );
+  }
+  if (obj.kind !== undefined && obj.kind !== registry.def.kind) {
+    throw badRequest(
+      `the kind in the data (${obj.kind}) does not match the expected kind (${registry.def.kind})`,
+    );
+  }
+}
+
+export async function handleResource(
+  req: Request,
+  res: Response,
+  info: RequestInfo,
+  query: URLSearchParams,
+  ctx: ResourceContext,
+  signal: AbortSignal,
+): Promise<void> {
+  const { registry } = ctx;
+  const n = negotiate(req.headers.accept);
+  const ns = registry.def.namespaced ? info.namespace : "";
+  const subresource = info.subresource;
+  if (subresource && subresource !== "status") {
+    throw new StatusError(
+      404,
+      "NotFound",
+      `the server could not find the requested resource (${info.verb} ${registry.def.resource} ${info.name}/${subresource})`,
+    );
+  }
+  switch (info.verb) {
+    case "get": {
+      const obj = await registry.get(ns, info.name);
+      return send(req, res, 200, present(req, registry, obj), n.format);
+    }
+    case "list": {
+      const limit = query.get("limit");
+      const list = await registry.list(ns, {
+        labelSelector: query.get("labelSelector") ?? undefined,
+        fieldSelector: query.get("fieldSelector") ?? undefined,
+        limit: limit ? Number(limit) : undefined,
+        continue: query.get("continue") ?? undefined,
+        resourceVersion: query.get("resourceVersion") ?? undefined,
+        resourceVersionMatch: query.get("resourceVersionMatch") ?? undefined,
+      });
+      const metadata: Record<string, unknown> = { resourceVersion: list.resourceVersion };
+      if (list.continue) metadata.continue = list.continue;
+      if (list.remainingItemCount !== undefined)
+        metadata.remainingItemCount = list.remainingItemCount;
+      if (n.as === "Table")
+        return send(req, res, 200, toTable(registry, list.items, metadata), n.format);
+      if (n.as === "PartialObjectMetadataList" || n.as === "PartialObjectMetadata") {
+        return send(
+          req,
+          res,
+          200,
+          {
+            kind: "PartialObjectMetadataList",
+            apiVersion: "meta.k8s.io/v1",
+            metadata,
+            items: list.items.map(toPartialObjectMetadata),
+          },
+          n.format,
+        );
+      }
+      return send(
+        req,
+        res,
+        200,
+        {
+          kind: registry.def.listKind,
+          apiVersion: registry.apiVersion,
+          metadata,
+          items: list.items,
+        },
+        n.format,
+      );
+    }
+    case "watch":
+      return watch(req, res, ns, query, registry, signal);
+    case "create": {
+      if (info.name && !subresource)
+        throw methodNotAllowed(`the server does not allow this method on the requested resource`);
+      const obj = ctx.decode(await readBody(req), String(req.headers["content-type"] ?? ""));
+      checkKind(obj, registry);
+      const created = await registry.create(ns, obj, { dryRun: dryRun(query) });
+      return send(req, res, 201, present(req, registry, created), n.format);
+    }
+    case "update": {
+      const obj = ctx.decode(await readBody(req), String(req.headers["content-type"] ?? ""));
+      checkKind(obj, registry);
+      const r = await registry.update(ns, info.name, obj, { dryRun: dryRun(query), subresource });
+      return send(req, res, r.created ? 201 : 200, present(req, registry, r.object), n.format);
+    }
+    case "patch": {
+      const body = await readBody(req);
+      const type = mediaType(String(req.headers["content-type"] ?? ""));
+      const isDryRun = dryRun(query);
+      for (let attempt = 0; ; attempt++) {
+        const current = await registry.get(ns, info.name);
+        const patched = applyPatch(registry, current, body, type);
+        // The patch applies to what was read: update only if that is still current.
+        patched.metadata ??= {};
+        patched.metadata.resourceVersion ??= current.metadata!.resourceVersion;
+        try {
+          const r = await registry.update(ns, info.name, patched, {
+            dryRun: isDryRun,
+            subresource,
+          });
+          return send(req, res, 200, present(req, registry, r.object), n.format);
+        } catch (err) {
+          const retry = err instanceof StatusError && err.reason === "Conflict" && attempt < 5;
+          // A conflict from a resourceVersion inside the patch itself is the client's to resolve.
+          if (!retry || patched.metadata.resourceVersion !== current.metadata!.resourceVersion)
+            throw err;
+        }
+      }
+    }
+    case "delete": {
+      const raw = await readBody(req);
+      const options =
+        raw.length > 0
+          ? (parseBody(raw, String(req.headers["content-type"] ?? "application/json")) as Record<
+              string,
+              unknown
+            >)
+          : {};
+      const r = await registry.delete(ns, info.name, {
+        dryRun: dryRun(query) || (Array.isArray(options.dryRun) && options.dryRun.includes("All")),
+        preconditions: options.preconditions as
+          { uid?: string; resourceVersion?: string } | undefined,
+      });
+      return send(req, res, 200, present(req, registry, r.object), n.format);
+    }
+    case "deletecollection": {
+      const list = await registry.list(ns, {
+        labelSelector: query.get("labelSelector") ?? undefined,
+        fieldSelector: query.get("fieldSelector") ?? undefined,
+      });
+      const deleted: KObject[] = [];
+      for (const item of list.items) {
+        try {
+          deleted.push(
+            (
+              await registry.delete(item.metadata!.namespace ?? "", item.metadata!.name!, {
+                dryRun: dryRun(query),
+              })
+            ).object,
+          );
+        } catch (err) {
+          if (!(err instanceof StatusError && err.reason === "NotFound")) throw err;
+        }
+      }
+      return send(
+        req,
+        res,
+        200,
+        {
+          kind: registry.def.listKind,
+          apiVersion: registry.apiVersion,
+          metadata: { resourceVersion: list.resourceVersion },
+          items: deleted,
+        },
+        n.format,
+      );
+    }
+    default:
+      throw methodNotAllowed(`the server does not allow this method on the requested resource`);
+  }
+}
+
+/** Upstream's default watch length when the client sets none: a random time in [30m, 60m). */
+function defaultWatchTimeoutMs(): number {
+  return (1800 + Math.floor(Math.random() * 1800)) * 1000;
+}
+
+async function watch(
+  req: Request,
+  res: Response,
+  ns: string,
+  query: URLSearchParams,
+  registry: Registry,
+  signal: AbortSignal,
+): Promise<void> {
+  const n = negotiate(req.headers.accept);
+  const timeoutSeconds = query.get("timeoutSeconds");
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  signal.addEventListener("abort", stop);
+  req.on("close", stop);
+  const timer = setTimeout(
+    stop,
+    timeoutSeconds ? Number(timeoutSeconds) * 1000 : defaultWatchTimeoutMs(),
+  );
+  const events = registry.watch(
+    ns,
+    {
+      labelSelector: query.get("labelSelector") ?? undefined,
+      fieldSelector: query.get("fieldSelector") ?? undefined,
+      resourceVersion: query.get("resourceVersion") ?? undefined,
+      resourceVersionMatch: query.get("resourceVersionMatch") ?? undefined,
+      sendInitialEvents: boolParam(query, "sendInitialEvents"),
+      allowWatchBookmarks: boolParam(query, "allowWatchBookmarks"),
+    },
+    controller.signal,
+  );
+  const iterator = events[Symbol.asyncIterator]();
+  // Errors before the stream starts (a bad selector, a storage failure) are HTTP errors; the
+  // stream starts once the first event is in or a moment has passed without one.
+  let pending = iterator.next();
+  let first: IteratorResult<ObjectWatchEvent> | undefined;
+  try {
+    first = await Promise.race([
+      pending,
+      new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 50)),
+    ]);
+  } catch (err) {
+    clearTimeout(timer);
+    signal.removeEventListener("abort", stop);
+    throw err;
+  }
+  (res as import("node:http").ServerResponse).writeHead(200, {
+    "content-type": n.format === "yaml" ? "application/yaml" : "application/json",
+    "cache-control": "no-cache, private",
+    "transfer-encoding": "chunked",
+  });
+  const out = res as import("node:http").ServerResponse;
+  let columnsSent = false;
+  const write = (e: ObjectWatchEvent) => {
+    let object: unknown = e.object;
+    if (n.as === "Table" && e.type !== "ERROR" && e.type !== "BOOKMARK") {
+      // Like upstream, only the first event's Table carries the column definitions.
+      object = toTable(registry, [e.object], {}, columnsSent);
+      columnsSent = true;
+    }
+    out.write(JSON.stringify({ type: e.type, object }) + "\n");
+  };
+  try {
+    let next = first ?? (await pending);
+    while (!next.done && !controller.signal.aborted) {
+      write(next.value);
+      pending = iterator.next();
+      next = await pending;
+    }
+  } catch (err) {
+    const status =
+      err instanceof StatusError
+        ? err.toStatus()
+        : new StatusError(500, "InternalError", String(err)).toStatus();
+    write({ type: "ERROR", object: status as unknown as KObject });
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener("abort", stop);
+    controller.abort();
+    await iterator.return?.();
+    out.end();
+  }
+}
+
+export { sendStatus };

@@ -1,0 +1,605 @@
+import { randomUUID, randomInt } from "node:crypto";
+import type { Store, Watch, WatchEvent } from "../../storage/interface.js";
+import { isStorageError, StorageError } from "../../storage/errors.js";
+import {
+  alreadyExists,
+  badRequest,
+  conflict,
+  expired,
+  internalError,
+  invalid,
+  notFound,
+  serviceUnavailable,
+  StatusError,
+  STALE_OBJECT,
+  type GroupResource,
+} from "../../api/status.js";
+import {
+  parseFieldSelector,
+  parseLabelSelector,
+  SelectorError,
+  type Selector,
+} from "../../api/selectors.js";
+import { validateObjectMeta } from "../validation/objectmeta.js";
+import type { KObject, ResourceDef } from "./types.js";
+
+/** Characters of generated name suffixes (upstream's SimpleNameGenerator). */
+const NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789";
+const MAX_GENERATED_BASE = 63 - 5;
+
+export interface ListOptions {
+  labelSelector?: string;
+  fieldSelector?: string;
+  limit?: number;
+  continue?: string;
+  resourceVersion?: string;
+  resourceVersionMatch?: string;
+}
+
+export interface ListResult {
+  items: KObject[];
+  resourceVersion: string;
+  continue?: string;
+  remainingItemCount?: number;
+}
+
+export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
+
+export interface ObjectWatchEvent {
+  type: WatchEventType;
+  object: KObject;
+}
+
+export interface WatchOptions {
+  labelSelector?: string;
+  fieldSelector?: string;
+  resourceVersion?: string;
+  resourceVersionMatch?: string;
+  sendInitialEvents?: boolean;
+  allowWatchBookmarks?: boolean;
+}
+
+interface ContinueToken {
+  v: string;
+  rv: number;
+  start: string;
+}
+
+function encodeContinue(rv: number, start: string): string {
+  return Buffer.from(JSON.stringify({ v: "meta.k8s.io/v1", rv, start })).toString("base64url");
+}
+
+function decodeContinue(token: string): ContinueToken {
+  try {
+    const t = JSON.parse(Buffer.from(token, "base64url").toString()) as ContinueToken;
+    if (t.v !== "meta.k8s.io/v1" || typeof t.rv !== "number" || typeof t.start !== "string")
+      throw new Error();
+    return t;
+  } catch {
+    throw badRequest(`continue key is not valid: ${token}`);
+  }
+}
+
+function parseRV(rv: string | undefined, what = "resourceVersion"): number | undefined {
+  if (rv === undefined || rv === "") return undefined;
+  if (!/^\d+$/.test(rv)) throw badRequest(`invalid ${what}: ${rv}`);
+  return Number(rv);
+}
+
+export function now(): string {
+  return new Date().toISOString().replace(/\.\d+Z$/, "Z");
+}
+
+/**
+ * The generic registry of one resource over the storage layer (upstream's generic registry
+ * Store): the same create / get / list / update / delete / watch pipeline for every resource, with
+ * what differs in its Strategy. Objects are stored as JSON without metadata.resourceVersion, which
+ * is the storage modRevision of the key.
+ */
+export class Registry {
+  readonly gr: GroupResource;
+
+  constructor(
+    readonly def: ResourceDef,
+    private readonly store: Store,
+  ) {
+    this.gr = { group: def.group, resource: def.resource };
+  }
+
+  get apiVersion(): string {
+    return this.def.group ? `${this.def.group}/${this.def.version}` : this.def.version;
+  }
+
+  key(namespace: string, name: string): string {
+    return this.def.namespaced
+      ? `${this.def.keyPrefix}/${namespace}/${name}`
+      : `${this.def.keyPrefix}/${name}`;
+  }
+
+  /** The key prefix of a list: one namespace, or all of them. */
+  private listPrefix(namespace: string): string {
+    return this.def.namespaced && namespace
+      ? `${this.def.keyPrefix}/${namespace}/`
+      : `${this.def.keyPrefix}/`;
+  }
+
+  private decode(value: Uint8Array, modRevision: number): KObject {
+    const obj = JSON.parse(
+      Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString(),
+    ) as KObject;
+    obj.metadata ??= {};
+    obj.metadata.resourceVersion = String(modRevision);
+    return obj;
+  }
+
+  private encode(obj: KObject): Buffer {
+    const rv = obj.metadata?.resourceVersion;
+    if (obj.metadata) delete obj.metadata.resourceVersion;
+    const bytes = Buffer.from(JSON.stringify(obj));
+    if (obj.metadata && rv !== undefined) obj.metadata.resourceVersion = rv;
+    return bytes;
+  }
+
+  /** Maps storage failures to API errors; anything else passes through. */
+  private storageError(err: unknown, name: string): never {
+    if (err instanceof StatusError) throw err;
+    if (isStorageError(err)) {
+      switch (err.code) {
+        case "KeyExists":
+          throw alreadyExists(this.gr, name);
+        case "KeyNotFound":
+          throw notFound(this.gr, name);
+        case "Conflict":
+          throw conflict(this.gr, name, STALE_OBJECT);
+        case "Compacted":
+          throw expired(`too old resource version: ${err.message}`);
+        case "ValueTooLarge":
+          throw new StatusError(413, "RequestEntityTooLarge", `etcdserver: request is too large`);
+        case "Unavailable":
+          throw serviceUnavailable(err.message);
+        default:
+          throw internalError(err.message);
+      }
+    }
+    throw err;
+  }
+
+  /** Fills in defaults and checks what every object of this resource must satisfy. */
+  private admitNew(obj: KObject, namespace: string): void {
+    const meta = (obj.metadata ??= {});
+    if (this.def.namespaced) {
+      if (meta.namespace && namespace && meta.namespace !== namespace) {
+        throw badRequest(
+          "the namespace of the provided object does not match the namespace sent on the request",
+        );
+      }
+      meta.namespace = namespace || meta.namespace;
+    }
+    obj.apiVersion = this.apiVersion;
+    obj.kind = this.def.kind;
+    this.def.strategy.defaults?.(obj);
+  }
+
+  private validate(obj: KObject, old?: KObject): void {
+    const s = this.def.strategy;
+    const errs = validateObjectMeta(obj, this.def.namespaced, s.nameFormat ?? "subdomain");
+    errs.push(...((old ? s.validateUpdate?.(obj, old) : s.validate?.(obj)) ?? []));
+    if (errs.length > 0) {
+      throw invalid({ group: this.def.group, kind: this.def.kind }, obj.metadata?.name ?? "", errs);
+    }
+  }
+
+  async create(namespace: string, obj: KObject, opts: { dryRun?: boolean } = {}): Promise<KObject> {
+    this.admitNew(obj, namespace);
+    const meta = obj.metadata!;
+    if (!meta.name && meta.generateName) {
+      let suffix = "";
+      for (let i = 0; i < 5; i++) suffix += NAME_ALPHABET[randomInt(NAME_ALPHABET.length)];
+      meta.name = meta.generateName.slice(0, MAX_GENERATED_BASE) + suffix;
+    }
+    delete meta.resourceVersion;
+    delete meta.deletionTimestamp;
+    delete meta.deletionGracePeriodSeconds;
+    meta.uid = randomUUID();
+    meta.creationTimestamp = now();
+    if (this.def.strategy.tracksGeneration) meta.generation = 1;
+    else delete meta.generation;
+    this.def.strategy.prepareForCreate?.(obj);
+    this.validate(obj);
+    if (opts.dryRun) {
+      const existing = await this.store
+        .get(this.key(namespace, meta.name!))
+        .catch((e) => this.storageError(e, meta.name!));
+      if (existing.kv) throw alreadyExists(this.gr, meta.name!);
+      return obj;
+    }
+    try {
+      const r = await this.store.create(
+        this.key(meta.namespace ?? "", meta.name!),
+        this.encode(obj),
+      );
+      meta.resourceVersion = String(r.revision);
+      return obj;
+    } catch (err) {
+      this.storageError(err, meta.name!);
+    }
+  }
+
+  async get(namespace: string, name: string): Promise<KObject> {
+    let r;
+    try {
+      r = await this.store.get(this.key(namespace, name));
+    } catch (err) {
+      this.storageError(err, name);
+    }
+    if (!r.kv) throw notFound(this.gr, name);
+    return this.decode(r.kv.value, r.kv.modRevision);
+  }
+
+  /** The field-selector view of an object (metadata.name, metadata.namespace and the strategy's). */
+  fields(obj: KObject): Record<string, string> {
+    const f: Record<string, string> = { "metadata.name": obj.metadata?.name ?? "" };
+    if (this.def.namespaced) f["metadata.namespace"] = obj.metadata?.namespace ?? "";
+    return Object.assign(f, this.def.strategy.fieldLabels?.(obj));
+  }
+
+  private selectors(labelSelector?: string, fieldSelector?: string): (obj: KObject) => boolean {
+    let labels: Selector | undefined;
+    let fields: Selector | undefined;
+    try {
+      if (labelSelector) labels = parseLabelSelector(labelSelector);
+      if (fieldSelector) fields = parseFieldSelector(fieldSelector);
+    } catch (err) {
+      if (err instanceof SelectorError) throw badRequest(err.message);
+      throw err;
+    }
+    if (fields && !fields.empty) {
+      const known = this.fields({ metadata: {} });
+      for (const part of fieldSelector!.split(",")) {
+        const key = part.split(/==|!=|=/)[0]!.trim();
+        if (key && !(key in known)) {
+          throw badRequest(`field label not supported: ${key}`);
+        }
+      }
+    }
+    if ((!labels || labels.empty) && (!fields || fields.empty)) return () => true;
+    return (obj) =>
+      (!labels || labels.matches(obj.metadata?.labels as Record<string, string> | undefined)) &&
+      (!fields || fields.matches(this.fields(obj)));
+  }
+
+  async list(namespace: string, opts: ListOptions = {}): Promise<ListResult> {
+    const matches = this.selectors(opts.labelSelector, opts.fieldSelector);
+    const prefix = this.listPrefix(namespace);
+    const limit = opts.limit && opts.limit > 0 ? opts.limit : 0;
+    let revision: number | undefined;
+    let startKey: string | undefined;
+    if (opts.continue) {
+      const token = decodeContinue(opts.continue);
+      revision = token.rv;
+      startKey = prefix + token.start;
+    } else {
+      const rv = parseRV(opts.resourceVersion);
+      // An exact resourceVersion, or one given with a limit (not "0"), reads that snapshot.
+      if (
+        rv &&
+        (opts.resourceVersionMatch === "Exact" ||
+          (limit && opts.resourceVersionMatch !== "NotOlderThan"))
+      ) {
+        revision = rv;
+      } else if (rv) {
+        const { revision: head } = await this.store.status();
+        if (rv > head) {
+          throw new StatusError(
+            504,
+            "Timeout",
+            `Too large resource version: ${rv}, current: ${head}`,
+            {
+              retryAfterSeconds: 1,
+            },
+          );
+        }
+      }
+    }
+    const items: KObject[] = [];
+    let more = false;
+    let lastKey = "";
+    let snapshot = revision;
+    try {
+      for (;;) {
+        const page = await this.store.list(prefix, {
+          revision: snapshot,
+          startKey,
+          limit: limit ? Math.max(limit - items.length, 1) : 0,
+        });
+        snapshot = page.revision;
+        for (const kv of page.kvs) {
+          lastKey = kv.key;
+          const obj = this.decode(kv.value, kv.modRevision);
+          if (matches(obj)) items.push(obj);
+          if (limit && items.length >= limit) break;
+        }
+        more =
+          page.more ||
+          (limit > 0 && items.length >= limit && lastKey !== page.kvs[page.kvs.length - 1]?.key);
+        if (!page.more || (limit && items.length >= limit)) break;
+        startKey = lastKey + "\0";
+      }
+    } catch (err) {
+      if (isStorageError(err, "Compacted") && opts.continue) {
+        throw expired(
+          "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+        );
+      }
+      if (isStorageError(err, "Compacted")) {
+        throw expired(
+          `too old resource version: ${revision} (${(err as StorageError).details.compactRevision})`,
+        );
+      }
+      this.storageError(err, "");
+    }
+    const result: ListResult = { items, resourceVersion: String(snapshot) };
+    if (limit && more) {
+      result.continue = encodeContinue(snapshot!, lastKey.slice(prefix.length) + "\0");
+      if (!opts.labelSelector && !opts.fieldSelector) {
+        const rest = await this.store.list(prefix, {
+          revision: snapshot,
+          startKey: lastKey + "\0",
+          count: true,
+          limit: 1,
+        });
+        result.remainingItemCount = rest.count;
+      }
+    }
+    return result;
+  }
+
+  /**
+   * Replaces an object. With metadata.resourceVersion set, only if it is still current (409
+   * Conflict otherwise); without, unconditionally. `subresource` "status" keeps the spec and takes
+   * the status; the main resource keeps the status when the resource has a status subresource.
+   */
+  async update(
+    namespace: string,
+    name: string,
+    obj: KObject,
+    opts: { dryRun?: boolean; subresource?: string } = {},
+  ): Promise<{ object: KObject; created: boolean }> {
+    this.admitNew(obj, namespace);
+    const meta = obj.metadata!;
+    if (meta.name && meta.name !== name) {
+      throw badRequest(
+        `the name of the object (${meta.name}) does not match the name on the URL (${name})`,
+      );
+    }
+    meta.name = name;
+    const key = this.key(namespace, name);
+    const expected = parseRV(meta.resourceVersion);
+    let current;
+    try {
+      current = (await this.store.get(key)).kv;
+    } catch (err) {
+      this.storageError(err, name);
+    }
+    if (!current) {
+      if (!this.def.strategy.allowCreateOnUpdate || opts.subresource) throw notFound(this.gr, name);
+      if (expected !== undefined) throw notFound(this.gr, name);
+      return { object: await this.create(namespace, obj, opts), created: true };
+    }
+    if (expected !== undefined && expected !== current.modRevision) {
+      throw conflict(this.gr, name, STALE_OBJECT);
+    }
+    const old = this.decode(current.value, current.modRevision);
+    const oldMeta = old.metadata!;
+    // What clients may not change through update.
+    meta.uid = oldMeta.uid;
+    meta.creationTimestamp = oldMeta.creationTimestamp;
+    if (oldMeta.deletionTimestamp) meta.deletionTimestamp = oldMeta.deletionTimestamp;
+    else delete meta.deletionTimestamp;
+    if (oldMeta.deletionGracePeriodSeconds !== undefined)
+      meta.deletionGracePeriodSeconds = oldMeta.deletionGracePeriodSeconds;
+    if (opts.subresource === "status") {
+      for (const field of Object.keys(obj)) {
+        if (
+          field !== "status" &&
+          field !== "metadata" &&
+          field !== "apiVersion" &&
+          field !== "kind"
+        )
+          delete obj[field];
+      }
+      for (const [field, value] of Object.entries(old)) {
+        if (field !== "status" && field !== "metadata") obj[field] = value;
+      }
+      meta.generation = oldMeta.generation;
+    } else {
+      if (this.def.hasStatus) {
+        if (old.status === undefined) delete obj.status;
+        else obj.status = old.status;
+      }
+      this.def.strategy.prepareForUpdate?.(obj, old);
+      if (this.def.strategy.tracksGeneration) {
+        const changed =
+          JSON.stringify(withoutMetaAndStatus(obj)) !== JSON.stringify(withoutMetaAndStatus(old));
+        meta.generation = (oldMeta.generation ?? 1) + (changed ? 1 : 0);
+      }
+    }
+    this.validate(obj, old);
+    if (opts.dryRun) {
+      meta.resourceVersion = String(current.modRevision);
+      return { object: obj, created: false };
+    }
+    try {
+      const r = await this.store.update(key, this.encode(obj), current.modRevision);
+      meta.resourceVersion = String(r.revision);
+      return { object: obj, created: false };
+    } catch (err) {
+      this.storageError(err, name);
+    }
+  }
+
+  /**
+   * Deletes an object: at once, or (with finalizers present) by setting deletionTimestamp and
+   * leaving removal to whoever clears the finalizers. Returns the object as deleted (or as marked).
+   */
+  async delete(
+    namespace: string,
+    name: string,
+    opts: { dryRun?: boolean; preconditions?: { uid?: string; resourceVersion?: string } } = {},
+  ): Promise<{ object: KObject; deleted: boolean }> {
+    const key = this.key(namespace, name);
+    for (;;) {
+      const obj = await this.get(namespace, name);
+      const meta = obj.metadata!;
+      const pre = opts.preconditions;
+      if (pre?.uid && pre.uid !== meta.uid) {
+        throw conflict(
+          this.gr,
+          name,
+          `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${meta.uid}`,
+        );
+      }
+      if (pre?.resourceVersion && pre.resourceVersion !== meta.resourceVersion) {
+        throw conflict(
+          this.gr,
+          name,
+          `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${meta.resourceVersion}`,
+        );
+      }
+      const rv = Number(meta.resourceVersion);
+      if (opts.dryRun) return { object: obj, deleted: !meta.finalizers?.length };
+      try {
+        if (meta.finalizers && meta.finalizers.length > 0) {
+          if (!meta.deletionTimestamp) {
+            meta.deletionTimestamp = now();
+            meta.deletionGracePeriodSeconds = 0;
+            if (this.def.strategy.tracksGeneration) meta.generation = (meta.generation ?? 1) + 1;
+            const r = await this.store.update(key, this.encode(obj), rv);
+            meta.resourceVersion = String(r.revision);
+          }
+          return { object: obj, deleted: false };
+        }
+        const r = await this.store.delete(key, rv);
+        meta.resourceVersion = String(r.revision);
+        return { object: obj, deleted: true };
+      } catch (err) {
+        // Someone changed it in between: look again.
+        if (isStorageError(err, "Conflict")) continue;
+        this.storageError(err, name);
+      }
+    }
+  }
+
+  /**
+   * Watches objects: events after `resourceVersion`, or (unset, "0", or sendInitialEvents) the
+   * current objects as ADDED first. Label and field selectors apply to both the old and the new
+   * state, so an object that stops matching is reported DELETED, as upstream does.
+   */
+  watch(
+    namespace: string,
+    opts: WatchOptions,
+    signal: AbortSignal,
+  ): AsyncIterable<ObjectWatchEvent> {
+    const matches = this.selectors(opts.labelSelector, opts.fieldSelector);
+    const prefix = this.listPrefix(namespace);
+    const rv = parseRV(opts.resourceVersion);
+    return {
+      [Symbol.asyncIterator]: () => this.watchEvents(namespace, opts, signal, matches, prefix, rv),
+    };
+  }
+
+  private async *watchEvents(
+    namespace: string,
+    opts: WatchOptions,
+    signal: AbortSignal,
+    matches: (obj: KObject) => boolean,
+    prefix: string,
+    rv: number | undefined,
+  ): AsyncGenerator<ObjectWatchEvent> {
+    const initial = opts.sendInitialEvents ?? (rv === undefined || rv === 0);
+    let startRevision: number;
+    if (initial) {
+      const list = await this.list(namespace, {
+        labelSelector: opts.labelSelector,
+        fieldSelector: opts.fieldSelector,
+      });
+      for (const item of list.items) yield { type: "ADDED", object: item };
+      startRevision = Number(list.resourceVersion) + 1;
+      if (opts.sendInitialEvents && opts.allowWatchBookmarks) {
+        yield {
+          type: "BOOKMARK",
+          object: this.bookmark(list.resourceVersion, { "k8s.io/initial-events-end": "true" }),
+        };
+      }
+    } else {
+      startRevision = rv! + 1;
+    }
+    const watch: Watch = (() => {
+      try {
+        return this.store.watch(prefix, { prefix: true, startRevision });
+      } catch (err) {
+        return this.storageError(err, "");
+      }
+    })();
+    const abort = () => watch.close();
+    signal.addEventListener("abort", abort);
+    try {
+      for await (const msg of watch) {
+        if (msg.type === "progress") {
+          if (opts.allowWatchBookmarks)
+            yield { type: "BOOKMARK", object: this.bookmark(String(msg.revision)) };
+          continue;
+        }
+        for (const e of msg.events) {
+          const out = this.toWatchEvent(e, matches);
+          if (out) yield out;
+        }
+      }
+    } catch (err) {
+      if (isStorageError(err, "Compacted")) {
+        yield {
+          type: "ERROR",
+          object: expired(
+            `too old resource version: ${rv} (${err.details.compactRevision ?? ""})`,
+          ).toStatus() as unknown as KObject,
+        };
+        return;
+      }
+      throw err;
+    } finally {
+      signal.removeEventListener("abort", abort);
+      watch.close();
+    }
+  }
+
+  /** Asks the storage for a progress notification on every open watch (they become bookmarks). */
+  private bookmark(resourceVersion: string, annotations?: Record<string, string>): KObject {
+    const metadata: Record<string, unknown> = { resourceVersion, creationTimestamp: null };
+    if (annotations) metadata.annotations = annotations;
+    return { kind: this.def.kind, apiVersion: this.apiVersion, metadata };
+  }
+
+  private toWatchEvent(
+    e: WatchEvent,
+    matches: (o: KObject) => boolean,
+  ): ObjectWatchEvent | undefined {
+    const prev = e.prevKv ? this.decode(e.prevKv.value, e.prevKv.modRevision) : undefined;
+    const prevMatched = prev !== undefined && matches(prev);
+    if (e.type === "delete") {
+      if (!prevMatched) return undefined;
+      prev!.metadata!.resourceVersion = String(e.kv.modRevision);
+      return { type: "DELETED", object: prev! };
+    }
+    const obj = this.decode(e.kv.value, e.kv.modRevision);
+    const nowMatches = matches(obj);
+    if (nowMatches) return { type: prevMatched ? "MODIFIED" : "ADDED", object: obj };
+    if (prevMatched) return { type: "DELETED", object: obj };
+    return undefined;
+  }
+}
+
+function withoutMetaAndStatus(obj: KObject): Record<string, unknown> {
+  const rest: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(obj)) if (k !== "metadata" && k !== "status") rest[k] = v;
+  return rest;
+}

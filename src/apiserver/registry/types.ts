@@ -1,0 +1,72 @@
+import type { ObjectMeta } from "kubernetes-types/meta/v1.js";
+import type { FieldError } from "../../api/status.js";
+
+/** ObjectMeta as the server sees it: the fields clients may only read are the server's to set. */
+export type ServerObjectMeta = { -readonly [K in keyof ObjectMeta]: ObjectMeta[K] };
+
+/** Any API object as it travels through the server: JSON-shaped, typed loosely past metadata. */
+export interface KObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: ServerObjectMeta;
+  [field: string]: unknown;
+}
+
+/**
+ * What differs between resources in the generic registry, as a stateless strategy (upstream's
+ * rest.RESTCreateStrategy / RESTUpdateStrategy). Every create and update runs the same pipeline:
+ * default -> prepare -> validate -> store.
+ */
+export interface Strategy {
+  /** Fills upstream's defaults in (decoding defaults them before anything else). */
+  defaults?(obj: KObject): void;
+  /** Resets fields a client may not set on create (status, for resources with a status subresource). */
+  prepareForCreate?(obj: KObject): void;
+  /** Carries over what an update of the main resource may not change (status, for example). */
+  prepareForUpdate?(obj: KObject, old: KObject): void;
+  validate?(obj: KObject): FieldError[];
+  validateUpdate?(obj: KObject, old: KObject): FieldError[];
+  /** Whether PUT of a missing object creates it (upstream: true for a few kinds, e.g. Endpoints, Lease). */
+  allowCreateOnUpdate?: boolean;
+  /** Whether metadata.generation tracks spec changes (kinds with a spec). */
+  tracksGeneration?: boolean;
+  /** Extra field selector fields beyond metadata.name and metadata.namespace. */
+  fieldLabels?(obj: KObject): Record<string, string>;
+  /** Name validation: "subdomain" (default), "label" (DNS-1123 label), "path" (path segment). */
+  nameFormat?: "subdomain" | "label" | "path";
+}
+
+/** What discovery says about a resource (upstream's APIResource / APIResourceDiscovery). */
+export interface DiscoveryInfo {
+  singularName: string;
+  verbs: string[];
+  shortNames?: string[];
+  categories?: string[];
+  subresources?: Array<{
+    name: string;
+    group: string;
+    version: string;
+    kind: string;
+    verbs: string[];
+  }>;
+  storageVersionHash?: string;
+}
+
+export interface ResourceDef {
+  group: string;
+  version: string;
+  resource: string;
+  kind: string;
+  listKind: string;
+  namespaced: boolean;
+  /** Storage key prefix, as upstream lays out etcd: `/registry/pods`, `/registry/services/specs`. */
+  keyPrefix: string;
+  /** Whether the resource has a status subresource (status is then ignored on the main resource). */
+  hasStatus: boolean;
+  /** False for request-only resources (reviews, bindings): no objects are stored for them. */
+  stored: boolean;
+  strategy: Strategy;
+  discovery: DiscoveryInfo;
+  /** Whether this version is the group's preferred one. */
+  preferred: boolean;
+}

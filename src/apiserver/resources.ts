@@ -1,0 +1,162 @@
+import { preferredVersions, resources, type ResourceInfo } from "../api/resources.js";
+import type { KObject, ResourceDef, Strategy } from "./registry/types.js";
+
+/** Where upstream keeps a resource in etcd, when it is not the resource's own name. */
+const STORAGE_PATHS: Record<string, string> = {
+  "/services": "services/specs",
+  "/endpoints": "services/endpoints",
+  "/nodes": "minions",
+  "/replicationcontrollers": "controllers",
+  "networking.k8s.io/ingresses": "ingress",
+};
+
+/** Resources that are requests, not stored objects (reviews, bindings, component statuses). */
+const NOT_STORED = new Set([
+  "/bindings",
+  "/componentstatuses",
+  "authentication.k8s.io/tokenreviews",
+  "authentication.k8s.io/selfsubjectreviews",
+  "authorization.k8s.io/subjectaccessreviews",
+  "authorization.k8s.io/selfsubjectaccessreviews",
+  "authorization.k8s.io/localsubjectaccessreviews",
+  "authorization.k8s.io/selfsubjectrulesreviews",
+]);
+
+/** Kinds whose metadata.generation counts changes of their desired state. */
+const TRACKS_GENERATION = new Set([
+  "Deployment",
+  "ReplicaSet",
+  "StatefulSet",
+  "DaemonSet",
+  "ReplicationController",
+  "Job",
+  "CronJob",
+  "HorizontalPodAutoscaler",
+  "PodDisruptionBudget",
+  "Ingress",
+  "NetworkPolicy",
+]);
+
+/** Resources for which PUT of a missing object creates it, as upstream allows. */
+const CREATE_ON_UPDATE = new Set([
+  "/endpoints",
+  "/events",
+  "coordination.k8s.io/leases",
+  "events.k8s.io/events",
+]);
+
+const get = (obj: KObject, path: string): string => {
+  let v: unknown = obj;
+  for (const p of path.split("."))
+    v = v && typeof v === "object" ? (v as Record<string, unknown>)[p] : undefined;
+  return v === undefined || v === null ? "" : String(v);
+};
+
+const fieldsOf = (paths: string[]) => (obj: KObject) =>
+  Object.fromEntries(paths.map((p) => [p, get(obj, p)]));
+
+/** Field selectors beyond metadata.name and metadata.namespace, as upstream supports them. */
+const FIELD_LABELS: Record<string, string[]> = {
+  "/pods": [
+    "spec.nodeName",
+    "spec.restartPolicy",
+    "spec.schedulerName",
+    "spec.serviceAccountName",
+    "spec.hostNetwork",
+    "status.phase",
+    "status.podIP",
+    "status.nominatedNodeName",
+  ],
+  "/events": [
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "involvedObject.name",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "reportingComponent",
+    "source",
+    "type",
+  ],
+  "/namespaces": ["status.phase"],
+  "/secrets": ["type"],
+  "/nodes": ["spec.unschedulable"],
+  "/replicationcontrollers": ["status.replicas"],
+  "apps/replicasets": ["status.replicas"],
+  "batch/jobs": ["status.successful"],
+  "/services": ["spec.clusterIP", "spec.type"],
+  "certificates.k8s.io/certificatesigningrequests": ["spec.signerName"],
+};
+
+/** Per-resource behaviour beyond the generic pipeline. */
+const STRATEGIES: Record<string, Partial<Strategy>> = {
+  "/namespaces": {
+    nameFormat: "label",
+    defaults(obj) {
+      const meta = obj.metadata!;
+      meta.labels = { ...meta.labels, "kubernetes.io/metadata.name": meta.name ?? "" };
+      obj.spec = { finalizers: ["kubernetes"], ...(obj.spec as object | undefined) };
+    },
+    prepareForCreate(obj) {
+      obj.status = { phase: "Active" };
+    },
+  },
+  "/services": { nameFormat: "label" },
+  "rbac.authorization.k8s.io/roles": { nameFormat: "path" },
+  "rbac.authorization.k8s.io/clusterroles": { nameFormat: "path" },
+  "rbac.authorization.k8s.io/rolebindings": { nameFormat: "path" },
+  "rbac.authorization.k8s.io/clusterrolebindings": { nameFormat: "path" },
+};
+
+function toDef(info: ResourceInfo, prefix: string): ResourceDef {
+  const id = `${info.group}/${info.resource}`;
+  const fieldLabels = FIELD_LABELS[id];
+  const hasStatus = info.subresources.some((s) => s.subresource === "status");
+  const strategy: Strategy = {
+    tracksGeneration: TRACKS_GENERATION.has(info.kind),
+    allowCreateOnUpdate: CREATE_ON_UPDATE.has(id),
+    ...(fieldLabels ? { fieldLabels: fieldsOf(fieldLabels) } : {}),
+    ...STRATEGIES[id],
+  };
+  if (hasStatus && !strategy.prepareForCreate) {
+    // A status subresource means clients set status through it, not on create.
+    strategy.prepareForCreate = (obj) => {
+      delete obj.status;
+    };
+  }
+  return {
+    group: info.group,
+    version: info.version,
+    resource: info.resource,
+    kind: info.kind,
+    listKind: `${info.kind}List`,
+    namespaced: info.namespaced,
+    keyPrefix: `${prefix}/${STORAGE_PATHS[id] ?? info.resource}`,
+    hasStatus,
+    stored: !NOT_STORED.has(id),
+    strategy,
+    preferred: preferredVersions[info.group] === info.version,
+    discovery: {
+      singularName: info.singularName,
+      verbs: [...info.verbs],
+      shortNames: [...info.shortNames],
+      categories: [...info.categories],
+      storageVersionHash: info.storageVersionHash,
+      subresources: info.subresources.map((s) => ({
+        name: s.subresource,
+        group: s.responseKind.group,
+        version: s.responseKind.version,
+        kind: s.responseKind.kind,
+        verbs: [...s.verbs],
+      })),
+    },
+  };
+}
+
+/** Every built-in resource, in discovery order, with its storage layout and strategy. */
+export function builtinResourceDefs(etcdPrefix = "/registry"): ResourceDef[] {
+  const prefix = etcdPrefix.replace(/\/+$/, "");
+  return resources.map((info) => toDef(info, prefix));
+}

@@ -1,0 +1,296 @@
+import fs from "node:fs";
+import http from "node:http";
+import http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import type { Store } from "../storage/interface.js";
+import { kubernetesVersion } from "../cli/version.js";
+import { badRequest, internalError, isStatusError, StatusError } from "../api/status.js";
+import { parseRequestInfo } from "./request-info.js";
+import {
+  parseBody,
+  send,
+  sendStatus,
+  sendText,
+  negotiate,
+  mediaType,
+  type Request,
+  type Response,
+} from "./http.js";
+import { Registry } from "./registry/store.js";
+import type { KObject, ResourceDef } from "./registry/types.js";
+import { handleResource, type BodyDecoder } from "./handlers/resource.js";
+import { Discovery } from "./discovery.js";
+import { bootstrap } from "./bootstrap.js";
+
+export interface ListenConfig {
+  host: string;
+  port: number;
+}
+
+export interface APIServerConfig {
+  store: Store;
+  resources: ResourceDef[];
+  /** HTTPS with HTTP/1.1 and HTTP/2 on one port. */
+  secure?: ListenConfig & { certFile: string; keyFile: string };
+  /** Plain HTTP without authentication (the tutorial mode); loopback only. */
+  insecure?: ListenConfig;
+  advertiseAddress: string;
+  /** The `kubernetes` Service's cluster IP. */
+  serviceIP: string;
+  /** Decodes protobuf request bodies, when installed. */
+  decodeProtobuf?: (body: Buffer) => KObject;
+}
+
+/** A readiness or liveness check: undefined when healthy, otherwise why not. */
+type Check = () => Promise<string | undefined>;
+
+/**
+ * kube-apiserver: authenticate -> authorize -> admit -> registry for every request, over the
+ * storage layer. Authentication and authorization are anonymous and allow-all until the security
+ * components fill them in.
+ */
+export class APIServer {
+  private readonly registries = new Map<string, Registry>();
+  readonly discovery: Discovery;
+  private readonly servers: Array<http.Server | http2.Http2SecureServer> = [];
+  private readonly shutdown = new AbortController();
+  private ready = false;
+  /** Where the servers listen, once started. */
+  readonly addresses: { secure?: AddressInfo; insecure?: AddressInfo } = {};
+
+  constructor(private readonly config: APIServerConfig) {
+    for (const def of config.resources) {
+      if (!def.stored) continue;
+      this.registries.set(
+        `${def.group}/${def.version}/${def.resource}`,
+        new Registry(def, config.store),
+      );
+    }
+    this.discovery = new Discovery(config.resources, () => this.serverAddress());
+  }
+
+  registry(group: string, version: string, resource: string): Registry | undefined {
+    return this.registries.get(`${group}/${version}/${resource}`);
+  }
+
+  private serverAddress(): string {
+    const port = this.addresses.secure?.port ?? this.addresses.insecure?.port ?? 0;
+    const host = this.config.advertiseAddress;
+    return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+  }
+
+  /** Listens, then serves until `signal` aborts; resolves once listening. */
+  async start(signal: AbortSignal): Promise<void> {
+    const handler = (req: Request, res: Response) => void this.handle(req, res);
+    const listen = (server: http.Server | http2.Http2SecureServer, cfg: ListenConfig) =>
+      new Promise<AddressInfo>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(cfg.port, cfg.host, () => {
+          server.off("error", reject);
+          resolve(server.address() as AddressInfo);
+        });
+      });
+    if (this.config.secure) {
+      const s = this.config.secure;
+      const server = http2.createSecureServer(
+        {
+          allowHTTP1: true,
+          cert: fs.readFileSync(s.certFile),
+          key: fs.readFileSync(s.keyFile),
+          minVersion: "TLSv1.2",
+        },
+        handler,
+      );
+      this.servers.push(server);
+      this.addresses.secure = await listen(server, s);
+    }
+    if (this.config.insecure) {
+      const server = http.createServer({ keepAliveTimeout: 60_000 }, handler);
+      this.servers.push(server);
+      this.addresses.insecure = await listen(server, this.config.insecure);
+    }
+    signal.addEventListener("abort", () => void this.stop(), { once: true });
+    await bootstrap({
+      namespaces: this.registry("", "v1", "namespaces")!,
+      services: this.registry("", "v1", "services")!,
+      endpoints: this.registry("", "v1", "endpoints")!,
+      endpointSlices: this.registry("discovery.k8s.io", "v1", "endpointslices")!,
+      serviceIP: this.config.serviceIP,
+      advertiseAddress: this.config.advertiseAddress,
+      securePort: this.addresses.secure?.port ?? this.addresses.insecure!.port,
+    });
+    this.ready = true;
+  }
+
+  async stop(): Promise<void> {
+    this.ready = false;
+    this.shutdown.abort();
+    await Promise.all(
+      this.servers.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            s.close(() => resolve());
+            if ("closeAllConnections" in s) (s as http.Server).closeAllConnections();
+          }),
+      ),
+    );
+  }
+
+  private readonly checks: Record<string, Check> = {
+    ping: async () => undefined,
+    log: async () => undefined,
+    etcd: async () => {
+      try {
+        await this.config.store.status();
+        return undefined;
+      } catch (err) {
+        return (err as Error).message;
+      }
+    },
+  };
+
+  private async health(
+    req: Request,
+    res: Response,
+    kind: "healthz" | "livez" | "readyz",
+    sub: string,
+    query: URLSearchParams,
+  ): Promise<void> {
+    const names = Object.keys(this.checks);
+    const extra = kind === "readyz" ? ["informer-sync", "shutdown"] : [];
+    if (sub) {
+      const check = this.checks[sub];
+      if (!check && !extra.includes(sub)) return sendText(res, 404, "404 page not found\n");
+      const failure = check
+        ? await check()
+        : sub === "shutdown" && !this.ready
+          ? "process is shutting down"
+          : undefined;
+      return sendText(
+        res,
+        failure ? 500 : 200,
+        failure ? `internal server error: ${failure}\n` : "ok",
+      );
+    }
+    const lines: string[] = [];
+    let failed = false;
+    for (const name of names) {
+      const failure = await this.checks[name]!();
+      if (failure) failed = true;
+      lines.push(failure ? `[-]${name} failed: reason withheld` : `[+]${name} ok`);
+    }
+    for (const name of extra) {
+      const failure = name === "shutdown" && !this.ready;
+      if (failure) failed = true;
+      lines.push(failure ? `[-]${name} failed: reason withheld` : `[+]${name} ok`);
+    }
+    if (failed) {
+      return sendText(res, 500, `${lines.join("\n")}\n${kind} check failed\n`);
+    }
+    if (query.has("verbose"))
+      return sendText(res, 200, `${lines.join("\n")}\n${kind} check passed\n`);
+    return sendText(res, 200, "ok");
+  }
+
+  /** NamespaceLifecycle: nothing is created in a namespace that does not exist or is terminating. */
+  private async admitNamespace(namespace: string): Promise<void> {
+    const ns = await this.registry("", "v1", "namespaces")!.get("", namespace);
+    if (
+      ns.metadata?.deletionTimestamp ||
+      (ns.status as { phase?: string } | undefined)?.phase === "Terminating"
+    ) {
+      throw new StatusError(
+        403,
+        "Forbidden",
+        `unable to create new content in namespace ${namespace} because it is being terminated`,
+      );
+    }
+  }
+
+  /** Decodes a request body by its media type. */
+  private readonly decode: BodyDecoder = (body, contentType) => {
+    const type = mediaType(contentType);
+    if (type === "application/vnd.kubernetes.protobuf") {
+      if (!this.config.decodeProtobuf)
+        throw new StatusError(415, "UnsupportedMediaType", "protobuf bodies are not supported");
+      return this.config.decodeProtobuf(body);
+    }
+    return parseBody(body, contentType) as KObject;
+  };
+
+  private async handle(req: Request, res: Response): Promise<void> {
+    const url = new URL(req.url ?? "/", "https://apiserver");
+    const path = url.pathname;
+    const query = url.searchParams;
+    const format = negotiate(req.headers.accept).format;
+    try {
+      const top = path.split("/")[1] ?? "";
+      if (path === "/version" || path === "/version/") {
+        return send(req, res, 200, {
+          major: kubernetesVersion.major,
+          minor: kubernetesVersion.minor,
+          gitVersion: kubernetesVersion.gitVersion,
+          gitCommit: "0000000000000000000000000000000000000000",
+          gitTreeState: "clean",
+          buildDate: "2026-11-23T00:00:00Z",
+          goVersion: `node${process.versions.node}`,
+          compiler: "gc",
+          platform: `${process.platform}/${process.arch === "x64" ? "amd64" : process.arch}`,
+        });
+      }
+      if (top === "healthz" || top === "livez" || top === "readyz") {
+        return await this.health(req, res, top, path.split("/")[2] ?? "", query);
+      }
+      if (top === "api" || top === "apis") {
+        const info = parseRequestInfo(req.method ?? "GET", path, query);
+        if (!info.isResourceRequest) {
+          const doc = this.discovery.serve(path, String(req.headers.accept ?? ""));
+          if (!doc)
+            throw new StatusError(
+              404,
+              "NotFound",
+              "the server could not find the requested resource",
+            );
+          return send(req, res, 200, doc.body, format, { "content-type": doc.contentType });
+        }
+        const registry = this.registry(info.apiGroup, info.apiVersion, info.resource);
+        if (!registry) {
+          throw new StatusError(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+          );
+        }
+        if (
+          registry.def.namespaced &&
+          !info.namespace &&
+          !["list", "watch", "deletecollection"].includes(info.verb) &&
+          info.resource !== "namespaces"
+        ) {
+          throw new StatusError(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+          );
+        }
+        return await handleResource(
+          req,
+          res,
+          info,
+          query,
+          { registry, decode: this.decode },
+          this.shutdown.signal,
+        );
+      }
+      return sendText(res, 404, "404 page not found\n");
+    } catch (err) {
+      if (res.headersSent) {
+        res.end();
+        return;
+      }
+      if (isStatusError(err)) return sendStatus(req, res, err, format);
+      if (err instanceof SyntaxError) return sendStatus(req, res, badRequest(err.message), format);
+      return sendStatus(req, res, internalError((err as Error)?.message ?? String(err)), format);
+    }
+  }
+}

@@ -1,0 +1,33 @@
+import { tableOrDefault } from "../api/tables/index.js";
+import type { Registry } from "./registry/store.js";
+import type { KObject } from "./registry/types.js";
+
+/** A row's object in a Table: the object's metadata only, as upstream's default includeObject. */
+export function toPartialObjectMetadata(obj: KObject): KObject {
+  return { kind: "PartialObjectMetadata", apiVersion: "meta.k8s.io/v1", metadata: obj.metadata };
+}
+
+/**
+ * A meta.k8s.io/v1 Table of `items` with upstream's columns for the kind. `withoutColumns` leaves
+ * the column definitions out (watch events after the first, as upstream sends them).
+ */
+export function toTable(
+  registry: Registry,
+  items: KObject[],
+  metadata: Record<string, unknown>,
+  withoutColumns = false,
+): KObject {
+  const printer = tableOrDefault(registry.def.group, registry.def.kind);
+  const now = new Date();
+  const table: KObject = {
+    kind: "Table",
+    apiVersion: "meta.k8s.io/v1",
+    metadata: metadata as KObject["metadata"],
+    rows: items.map((obj) => ({
+      cells: printer.cells(obj, now),
+      object: toPartialObjectMetadata(obj),
+    })),
+  };
+  if (!withoutColumns) table.columnDefinitions = printer.columns;
+  return table;
+}
