@@ -21,6 +21,16 @@ import type { KObject, ResourceDef } from "./registry/types.js";
 import { handleResource, type BodyDecoder } from "./handlers/resource.js";
 import { Discovery } from "./discovery.js";
 import { bootstrap } from "./bootstrap.js";
+import {
+  decodeObject,
+  PROTOBUF_MEDIA_TYPE,
+  ProtobufError,
+  ProtobufUnknownKindError,
+} from "../api/protobuf.js";
+import { patchSchema, typeNameForKind } from "../api/schema/index.js";
+import { usePatchSchema } from "./patch.js";
+
+usePatchSchema(patchSchema, (group, version, kind) => typeNameForKind({ group, version, kind }));
 
 export interface ListenConfig {
   host: string;
@@ -37,8 +47,6 @@ export interface APIServerConfig {
   advertiseAddress: string;
   /** The `kubernetes` Service's cluster IP. */
   serviceIP: string;
-  /** Decodes protobuf request bodies, when installed. */
-  decodeProtobuf?: (body: Buffer) => KObject;
 }
 
 /** A readiness or liveness check: undefined when healthy, otherwise why not. */
@@ -81,7 +89,16 @@ export class APIServer {
 
   /** Listens, then serves until `signal` aborts; resolves once listening. */
   async start(signal: AbortSignal): Promise<void> {
-    const handler = (req: Request, res: Response) => void this.handle(req, res);
+    const handler = (req: Request, res: Response) => {
+      this.handle(req, res).catch((err: unknown) => {
+        // Answering failed too (the connection is gone, or headers were half sent): drop the
+        // request, never the server.
+        process.stderr.write(
+          `k8ts apiserver: ${req.method} ${req.url}: ${String((err as Error)?.stack ?? err)}\n`,
+        );
+        res.destroy?.();
+      });
+    };
     const listen = (server: http.Server | http2.Http2SecureServer, cfg: ListenConfig) =>
       new Promise<AddressInfo>((resolve, reject) => {
         server.once("error", reject);
@@ -207,15 +224,21 @@ export class APIServer {
     }
   }
 
-  /** Decodes a request body by its media type. */
-  private readonly decode: BodyDecoder = (body, contentType) => {
-    const type = mediaType(contentType);
-    if (type === "application/vnd.kubernetes.protobuf") {
-      if (!this.config.decodeProtobuf)
-        throw new StatusError(415, "UnsupportedMediaType", "protobuf bodies are not supported");
-      return this.config.decodeProtobuf(body);
+  /** Decodes a request body by its media type; protobuf bodies default to the endpoint's kind. */
+  private readonly decode: BodyDecoder = (body, contentType, expected) => {
+    if (mediaType(contentType) !== PROTOBUF_MEDIA_TYPE)
+      return parseBody(body, contentType) as KObject;
+    try {
+      const { apiVersion, kind, object } = decodeObject(body, expected);
+      return { ...object, apiVersion, kind } as KObject;
+    } catch (err) {
+      if (err instanceof ProtobufUnknownKindError) {
+        throw badRequest(`no kind "${err.kind}" is registered for version "${err.apiVersion}"`);
+      }
+      if (err instanceof ProtobufError)
+        throw badRequest(`error decoding protobuf body: ${err.message}`);
+      throw err;
     }
-    return parseBody(body, contentType) as KObject;
   };
 
   private async handle(req: Request, res: Response): Promise<void> {
@@ -273,6 +296,8 @@ export class APIServer {
             "the server could not find the requested resource",
           );
         }
+        if (info.verb === "create" && registry.def.namespaced)
+          await this.admitNamespace(info.namespace);
         return await handleResource(
           req,
           res,

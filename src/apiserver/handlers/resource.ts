@@ -14,9 +14,46 @@ import type { Registry, ObjectWatchEvent } from "../registry/store.js";
 import type { KObject } from "../registry/types.js";
 import { applyPatch } from "../patch.js";
 import { toTable, toPartialObjectMetadata } from "../table.js";
+import { handleScale } from "./scale.js";
+import { strictDecodingMessage, typeNameForKind, unknownFields } from "../../api/schema/index.js";
 
-/** Decodes a request body into an object (JSON, YAML; protobuf when a decoder is installed). */
-export type BodyDecoder = (body: Buffer, contentType: string) => KObject;
+/** Decodes a request body into an object (JSON, YAML, protobuf). */
+export type BodyDecoder = (
+  body: Buffer,
+  contentType: string,
+  expected?: { apiVersion: string; kind: string },
+) => KObject;
+
+/**
+ * fieldValidation: Strict refuses unknown fields with upstream's `strict decoding error`, Warn
+ * (the default) answers with a Warning header per unknown field, Ignore does neither.
+ */
+function checkUnknownFields(
+  registry: Registry,
+  obj: KObject,
+  query: URLSearchParams,
+  res: Response,
+): void {
+  const mode = query.get("fieldValidation") ?? "Warn";
+  if (mode !== "Strict" && mode !== "Warn" && mode !== "Ignore") {
+    throw badRequest(
+      `fieldValidation: Unsupported value: "${mode}": supported values: "Ignore", "Strict", "Warn"`,
+    );
+  }
+  if (mode === "Ignore") return;
+  const type = typeNameForKind({
+    group: registry.def.group,
+    version: registry.def.version,
+    kind: registry.def.kind,
+  });
+  const unknown = type ? unknownFields(type, obj) : [];
+  if (unknown.length === 0) return;
+  if (mode === "Strict") throw badRequest(strictDecodingMessage(unknown));
+  res.setHeader(
+    "Warning",
+    unknown.map((p) => `299 - ${JSON.stringify(`unknown field "${p}"`)}`),
+  );
+}
 
 export interface ResourceContext {
   registry: Registry;
@@ -43,6 +80,10 @@ function present(req: Request, registry: Registry, obj: KObject): unknown {
   if (n.as === "Table") return toTable(registry, [obj], {});
   if (n.as === "PartialObjectMetadata") return toPartialObjectMetadata(obj);
   return obj;
+}
+
+function expectedKind(registry: Registry) {
+  return { apiVersion: registry.apiVersion, kind: registry.def.kind };
 }
 
 function checkKind(obj: KObject, registry: Registry): void {
@@ -73,7 +114,12 @@ export async function handleResource(
   const n = negotiate(req.headers.accept);
   const ns = registry.def.namespaced ? info.namespace : "";
   const subresource = info.subresource;
-  if (subresource && subresource !== "status") {
+  const offers = (name: string) =>
+    registry.def.discovery.subresources?.some((s) => s.name === name);
+  if (subresource === "scale" && offers("scale")) {
+    return handleScale(req, res, info, registry, ctx.decode);
+  }
+  if (subresource && (subresource !== "status" || !offers("status"))) {
     throw new StatusError(
       404,
       "NotFound",
@@ -133,14 +179,24 @@ export async function handleResource(
     case "create": {
       if (info.name && !subresource)
         throw methodNotAllowed(`the server does not allow this method on the requested resource`);
-      const obj = ctx.decode(await readBody(req), String(req.headers["content-type"] ?? ""));
+      const obj = ctx.decode(
+        await readBody(req),
+        String(req.headers["content-type"] ?? ""),
+        expectedKind(registry),
+      );
       checkKind(obj, registry);
+      checkUnknownFields(registry, obj, query, res);
       const created = await registry.create(ns, obj, { dryRun: dryRun(query) });
       return send(req, res, 201, present(req, registry, created), n.format);
     }
     case "update": {
-      const obj = ctx.decode(await readBody(req), String(req.headers["content-type"] ?? ""));
+      const obj = ctx.decode(
+        await readBody(req),
+        String(req.headers["content-type"] ?? ""),
+        expectedKind(registry),
+      );
       checkKind(obj, registry);
+      checkUnknownFields(registry, obj, query, res);
       const r = await registry.update(ns, info.name, obj, { dryRun: dryRun(query), subresource });
       return send(req, res, r.created ? 201 : 200, present(req, registry, r.object), n.format);
     }
@@ -274,7 +330,6 @@ async function watch(
   (res as import("node:http").ServerResponse).writeHead(200, {
     "content-type": n.format === "yaml" ? "application/yaml" : "application/json",
     "cache-control": "no-cache, private",
-    "transfer-encoding": "chunked",
   });
   const out = res as import("node:http").ServerResponse;
   let columnsSent = false;

@@ -1,0 +1,431 @@
+/**
+ * `k8ts apiserver` with real kubectl (TLS with the generated serving certificate, the embedded
+ * store): one server for the whole file, restarted in place where a test needs it.
+ */
+import { spawn } from "node:child_process";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { tempDir } from "../src/testing/tmp.js";
+import { kubectl, TestAPIServer } from "./support/apiserver.js";
+
+const dir = tempDir("k8ts-apiserver-");
+const server = new TestAPIServer(dir.path);
+let kubeconfig = "";
+let cacheN = 0;
+/** kubectl with a fresh discovery cache each call, as the suite's rules ask. */
+const k = (args: string[], opts: { bin?: string; input?: string } = {}) =>
+  kubectl(kubeconfig, path.join(dir.path, `cache-${cacheN++}`), args, opts);
+const ok = (args: string[], opts: { bin?: string; input?: string } = {}) => {
+  const r = k(args, opts);
+  assert.equal(r.code, 0, `kubectl ${args.join(" ")}: ${r.stderr}`);
+  return r.stdout;
+};
+const lines = (out: string) => out.trimEnd().split("\n");
+
+const deploymentYaml = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.25
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cfg}
+data: {a: "1"}
+`;
+
+before(async () => {
+  await server.start();
+  kubeconfig = server.writeKubeconfig(path.join(dir.path, "kubeconfig"));
+});
+
+after(async () => {
+  await server.stop();
+  dir.remove();
+});
+
+describe("k8ts apiserver with real kubectl", () => {
+  test("version, health and readiness", async () => {
+    const v = JSON.parse(ok(["version", "-o", "json"])) as {
+      serverVersion: { major: string; minor: string; gitVersion: string };
+    };
+    assert.equal(v.serverVersion.major, "1");
+    assert.equal(v.serverVersion.minor, "32");
+    assert.match(v.serverVersion.gitVersion, /^v1\.32\./);
+    const ready = ok(["get", "--raw", "/readyz?verbose"]);
+    assert.match(ready, /^\[\+\]ping ok$/m);
+    assert.match(ready, /^\[\+\]etcd ok$/m);
+    assert.match(ready, /readyz check passed/);
+    assert.equal(ok(["get", "--raw", "/livez"]), "ok");
+  });
+
+  test("a fresh cluster has the system namespaces and the kubernetes Service", () => {
+    assert.deepEqual(
+      lines(ok(["get", "namespaces"])).map((l) => l.split(/\s+/).slice(0, 2).join(" ")),
+      [
+        "NAME STATUS",
+        "default Active",
+        "kube-node-lease Active",
+        "kube-public Active",
+        "kube-system Active",
+      ],
+    );
+    const svc = lines(ok(["get", "services"]));
+    assert.match(svc[0]!, /^NAME\s+TYPE\s+CLUSTER-IP\s+EXTERNAL-IP\s+PORT\(S\)\s+AGE$/);
+    assert.match(svc[1]!, /^kubernetes\s+ClusterIP\s+10\.0\.0\.1\s+<none>\s+443\/TCP\s+\d+s$/);
+    const eps = JSON.parse(ok(["get", "endpoints", "kubernetes", "-o", "json"])) as {
+      subsets: unknown;
+    };
+    assert.deepEqual(eps.subsets, [
+      {
+        addresses: [{ ip: "127.0.0.1" }],
+        ports: [{ name: "https", port: server.securePort, protocol: "TCP" }],
+      },
+    ]);
+  });
+
+  test("api-resources lists the built-in resources with short names", () => {
+    const out = ok(["api-resources"]);
+    assert.match(out, /^pods\s+po\s+v1\s+true\s+Pod$/m);
+    assert.match(out, /^deployments\s+deploy\s+apps\/v1\s+true\s+Deployment$/m);
+    assert.match(
+      out,
+      /^horizontalpodautoscalers\s+hpa\s+autoscaling\/v2\s+true\s+HorizontalPodAutoscaler$/m,
+    );
+    assert.match(out, /^clusterroles\s+rbac\.authorization\.k8s\.io\/v1\s+false\s+ClusterRole$/m);
+  });
+
+  test("create -f of a multi-document YAML, then get in every output form", () => {
+    assert.match(
+      ok(["create", "-f", "-", "--validate=false"], { input: deploymentYaml }),
+      /deployment\.apps\/web created\nconfigmap\/cfg created/,
+    );
+    const wide = lines(ok(["get", "deploy", "-o", "wide"]));
+    assert.match(
+      wide[0]!,
+      /^NAME\s+READY\s+UP-TO-DATE\s+AVAILABLE\s+AGE\s+CONTAINERS\s+IMAGES\s+SELECTOR$/,
+    );
+    assert.match(wide[1]!, /^web\s+0\/2\s+0\s+0\s+\d+s\s+nginx\s+nginx:1\.25\s+app=web$/);
+    const yaml = ok(["get", "cm", "cfg", "-o", "yaml"]);
+    assert.match(yaml, /^kind: ConfigMap$/m);
+    assert.match(yaml, /^  uid: [0-9a-f-]{36}$/m);
+    assert.equal(ok(["get", "cm", "cfg", "-o", "jsonpath={.data.a}"]), "1");
+    const all = lines(ok(["get", "deployments,configmaps"]));
+    assert.ok(all.some((l) => /^deployment\.apps\/web\s+0\/2/.test(l)));
+    assert.ok(all.some((l) => /^configmap\/cfg\s+1\s+/.test(l)));
+    // The same through the oldest and newest kubectl.
+    for (const bin of ["kubectl.1.27", "kubectl.1.33"]) {
+      assert.match(ok(["get", "deploy", "web"], { bin }), /^web\s+0\/2\s+0\s+0\s+\d+s$/m, bin);
+    }
+  });
+
+  test("create commands that send protobuf bodies", () => {
+    assert.match(
+      ok(["create", "deployment", "proto", "--image=nginx", "--replicas=3"]),
+      /deployment\.apps\/proto created/,
+    );
+    const d = JSON.parse(ok(["get", "deploy", "proto", "-o", "json"])) as {
+      spec: {
+        replicas: number;
+        selector: unknown;
+        template: { spec: { containers: Array<{ name: string; image: string }> } };
+      };
+    };
+    assert.equal(d.spec.replicas, 3);
+    assert.deepEqual(d.spec.selector, { matchLabels: { app: "proto" } });
+    assert.deepEqual(
+      d.spec.template.spec.containers.map((c) => [c.name, c.image]),
+      [["nginx", "nginx"]],
+    );
+    assert.match(ok(["create", "namespace", "foo"]), /namespace\/foo created/);
+    assert.match(
+      ok(["create", "serviceaccount", "sa1", "-n", "foo"]),
+      /serviceaccount\/sa1 created/,
+    );
+    assert.match(
+      ok(["create", "secret", "generic", "s1", "--from-literal=k=v", "-n", "foo"]),
+      /secret\/s1 created/,
+    );
+    assert.equal(
+      ok(["get", "secret", "s1", "-n", "foo", "-o", "jsonpath={.data.k}"]),
+      Buffer.from("v").toString("base64"),
+    );
+    assert.match(
+      ok(["create", "deployment", "proto133", "--image=nginx"], { bin: "kubectl.1.33" }),
+      /created/,
+    );
+    ok(["delete", "deploy", "proto", "proto133"]);
+  });
+
+  test("fieldValidation: Strict refuses unknown fields, Warn warns", async () => {
+    const typo = JSON.stringify({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "typo" },
+      dataa: { a: "b" },
+    });
+    const path = "/api/v1/namespaces/default/configmaps";
+    const strict = await server.request("POST", `${path}?fieldValidation=Strict`, typo);
+    assert.equal(strict.status, 400);
+    assert.equal(
+      (JSON.parse(strict.body) as { message: string }).message,
+      'strict decoding error: unknown field "dataa"',
+    );
+    const warn = await server.request("POST", `${path}?fieldValidation=Warn`, typo);
+    assert.equal(warn.status, 201);
+    assert.equal(warn.headers.warning, '299 - "unknown field \\"dataa\\""');
+  });
+
+  test("scale, label, annotate, set image, and patches of every type", () => {
+    assert.match(ok(["scale", "deploy", "web", "--replicas=5"]), /deployment\.apps\/web scaled/);
+    assert.equal(ok(["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]), "5");
+    ok(["label", "cm", "cfg", "tier=x"]);
+    ok(["annotate", "cm", "cfg", "note=hi"]);
+    ok(["set", "image", "deploy/web", "nginx=nginx:1.26"]);
+    ok(["patch", "cm", "cfg", "-p", '{"data":{"b":"2"}}']);
+    ok(["patch", "cm", "cfg", "--type=merge", "-p", '{"data":{"a":null}}']);
+    ok(["patch", "cm", "cfg", "--type=json", "-p", '[{"op":"add","path":"/data/c","value":"3"}]']);
+    const cm = JSON.parse(ok(["get", "cm", "cfg", "-o", "json"])) as {
+      data: object;
+      metadata: { labels: object; annotations: object };
+    };
+    assert.deepEqual(cm.data, { b: "2", c: "3" });
+    assert.deepEqual(cm.metadata.labels, { tier: "x" });
+    assert.deepEqual(cm.metadata.annotations, { note: "hi" });
+    const d = JSON.parse(ok(["get", "deploy", "web", "-o", "json"])) as {
+      metadata: { generation: number };
+      spec: { template: { spec: { containers: Array<{ image: string }> } } };
+    };
+    assert.equal(d.spec.template.spec.containers[0]!.image, "nginx:1.26");
+    assert.equal(d.metadata.generation, 3, "scale and set image each changed the spec");
+  });
+
+  test("apply -f creates, then updates", () => {
+    const yaml = deploymentYaml
+      .replace("name: cfg", "name: applied")
+      .replace("name: web", "name: applied-web");
+    assert.match(
+      ok(["apply", "-f", "-", "--validate=false"], { input: yaml }),
+      /deployment\.apps\/applied-web created\nconfigmap\/applied created/,
+    );
+    const changed = yaml.replace('a: "1"', 'a: "2"').replace("replicas: 2", "replicas: 3");
+    assert.match(
+      ok(["apply", "-f", "-", "--validate=false"], { input: changed }),
+      /deployment\.apps\/applied-web configured\nconfigmap\/applied configured/,
+    );
+    assert.equal(ok(["get", "cm", "applied", "-o", "jsonpath={.data.a}"]), "2");
+    assert.equal(ok(["get", "deploy", "applied-web", "-o", "jsonpath={.spec.replicas}"]), "3");
+    assert.match(ok(["apply", "-f", "-", "--validate=false"], { input: changed }), /unchanged/);
+  });
+
+  test("get -w prints changes as they happen", async () => {
+    const cache = path.join(dir.path, "watch-cache");
+    const w = spawn(
+      "kubectl",
+      [`--kubeconfig=${kubeconfig}`, `--cache-dir=${cache}`, "get", "configmaps", "-w"],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let out = "";
+    w.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    try {
+      const deadline = Date.now() + 20_000;
+      while (!/^cfg\s+/m.test(out) && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 50));
+      ok(["create", "configmap", "watched", "--from-literal=x=y"]);
+      while (!/^watched\s+1\s+/m.test(out) && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      w.kill("SIGTERM");
+    }
+    assert.match(out, /^NAME\s+DATA\s+AGE$/m);
+    assert.match(out, /^watched\s+1\s+\d+s$/m);
+  });
+
+  test("delete, and delete --all", () => {
+    assert.match(ok(["delete", "cm", "applied"]), /configmap "applied" deleted/);
+    const gone = k(["get", "cm", "applied"]);
+    assert.equal(gone.code, 1);
+    assert.match(gone.stderr, /Error from server \(NotFound\): configmaps "applied" not found/);
+    ok(["delete", "deploy", "--all"]);
+    assert.match(k(["get", "deploy"]).stderr, /No resources found in default namespace\./);
+  });
+
+  test("objects survive a restart, and a watch resumed from the last resourceVersion sees no gap", async () => {
+    const before = JSON.parse(ok(["get", "cm", "cfg", "-o", "json"])) as {
+      metadata: { resourceVersion: string; uid: string };
+    };
+    await server.stop();
+    await server.start();
+    const afterRestart = JSON.parse(ok(["get", "cm", "cfg", "-o", "json"])) as {
+      metadata: { resourceVersion: string; uid: string };
+    };
+    assert.deepEqual(afterRestart.metadata, { ...afterRestart.metadata, ...before.metadata });
+    ok(["create", "-f", "-", "--validate=false"], {
+      input: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: after-restart}\n",
+    });
+    const r = await server.request(
+      "GET",
+      `/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=${before.metadata.resourceVersion}&timeoutSeconds=1`,
+    );
+    const events = r.body
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { type: string; object: { metadata: { name: string } } });
+    assert.ok(
+      events.some((e) => e.type === "ADDED" && e.object.metadata.name === "after-restart"),
+      `events since ${before.metadata.resourceVersion}: ${r.body}`,
+    );
+  });
+});
+
+describe("k8ts apiserver answers bad input with upstream's Status and keeps serving", () => {
+  const status = (body: string) =>
+    JSON.parse(body) as {
+      kind: string;
+      reason: string;
+      code: number;
+      message: string;
+      details?: { causes?: Array<{ field: string }> };
+    };
+
+  test("malformed JSON and YAML", async () => {
+    const r = await server.request("POST", "/api/v1/namespaces/default/configmaps", "{not json");
+    assert.equal(r.status, 400);
+    assert.equal(status(r.body).reason, "BadRequest");
+    const y = await server.request("POST", "/api/v1/namespaces/default/configmaps", "a: [", {
+      "content-type": "application/yaml",
+    });
+    assert.equal(y.status, 400);
+  });
+
+  test("unknown resources, versions and kinds", async () => {
+    assert.equal((await server.request("GET", "/api/v1/widgets")).status, 404);
+    assert.equal((await server.request("GET", "/apis/apps/v9/deployments")).status, 404);
+    const wrongKind = await server.request(
+      "POST",
+      "/api/v1/namespaces/default/configmaps",
+      JSON.stringify({ apiVersion: "v1", kind: "Secret", metadata: { name: "x" } }),
+    );
+    assert.equal(wrongKind.status, 400);
+  });
+
+  test("invalid names get 422 Invalid with upstream's field causes", async () => {
+    const r = await server.request(
+      "POST",
+      "/api/v1/namespaces/default/configmaps",
+      JSON.stringify({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "Bad_Name" } }),
+    );
+    assert.equal(r.status, 422);
+    const s = status(r.body);
+    assert.equal(s.reason, "Invalid");
+    assert.equal(
+      s.message,
+      `ConfigMap "Bad_Name" is invalid: metadata.name: Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')`,
+    );
+    assert.equal(s.details?.causes?.[0]?.field, "metadata.name");
+    const noName = await server.request(
+      "POST",
+      "/api/v1/namespaces/default/configmaps",
+      JSON.stringify({ apiVersion: "v1", kind: "ConfigMap", metadata: {} }),
+    );
+    assert.match(
+      status(noName.body).message,
+      /metadata\.name: Required value: name or generateName is required/,
+    );
+  });
+
+  test("a missing namespace, a body over 3 MiB, an unsupported media type", async () => {
+    const ns = await server.request(
+      "POST",
+      "/api/v1/namespaces/nope/configmaps",
+      JSON.stringify({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "x" } }),
+    );
+    assert.equal(ns.status, 404);
+    assert.equal(status(ns.body).message, 'namespaces "nope" not found');
+    const big = JSON.stringify({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "big" },
+      data: { x: "a".repeat(3 * 1024 * 1024) },
+    });
+    const tooBig = await server.request("POST", "/api/v1/namespaces/default/configmaps", big);
+    assert.equal(tooBig.status, 413);
+    assert.equal(status(tooBig.body).reason, "RequestEntityTooLarge");
+    const media = await server.request("POST", "/api/v1/namespaces/default/configmaps", "x", {
+      "content-type": "text/csv",
+    });
+    assert.equal(media.status, 415);
+    assert.equal(status(media.body).reason, "UnsupportedMediaType");
+    assert.equal(
+      (await server.request("GET", "/api/v1/namespaces/default/configmaps/big")).status,
+      404,
+      "nothing was stored",
+    );
+  });
+
+  test("a stale resourceVersion is a 409 Conflict and a too old watch version a 410", async () => {
+    const created = await server.request(
+      "POST",
+      "/api/v1/namespaces/default/configmaps",
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: { name: "cas" },
+        data: { v: "1" },
+      }),
+    );
+    const obj = JSON.parse(created.body) as { metadata: { resourceVersion: string } };
+    const first = await server.request(
+      "PUT",
+      "/api/v1/namespaces/default/configmaps/cas",
+      JSON.stringify({ ...obj, data: { v: "2" } }),
+    );
+    assert.equal(first.status, 200);
+    const stale = await server.request(
+      "PUT",
+      "/api/v1/namespaces/default/configmaps/cas",
+      JSON.stringify({ ...obj, data: { v: "3" } }),
+    );
+    assert.equal(stale.status, 409);
+    assert.equal(
+      status(stale.body).message,
+      'Operation cannot be fulfilled on configmaps "cas": the object has been modified; please apply your changes to the latest version and try again',
+    );
+    const current = JSON.parse(
+      (await server.request("GET", "/api/v1/namespaces/default/configmaps/cas")).body,
+    ) as { data: { v: string } };
+    assert.equal(current.data.v, "2");
+    // Push the history past its retention, then ask for a watch from the beginning.
+    for (let i = 0; i < 1300; i++) {
+      await server.request(
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        JSON.stringify({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: `fill-${i}` } }),
+      );
+    }
+    const old = await server.request(
+      "GET",
+      "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=2&timeoutSeconds=1",
+    );
+    const events = old.body
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { type: string; object: { code: number; reason: string } });
+    assert.equal(events[0]!.type, "ERROR");
+    assert.equal(events[0]!.object.code, 410);
+    assert.equal(events[0]!.object.reason, "Expired");
+    assert.equal((await server.request("GET", "/readyz")).status, 200, "still serving");
+  });
+});
