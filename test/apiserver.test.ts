@@ -118,7 +118,7 @@ describe("k8ts apiserver with real kubectl", () => {
     assert.match(wide[1]!, /^web\s+0\/2\s+0\s+0\s+\d+s\s+nginx\s+nginx:1\.25\s+app=web$/);
     const yaml = ok(["get", "cm", "cfg", "-o", "yaml"]);
     assert.match(yaml, /^kind: ConfigMap$/m);
-    assert.match(yaml, /^  uid: [0-9a-f-]{36}$/m);
+    assert.match(yaml, /^ {2}uid: [0-9a-f-]{36}$/m);
     assert.equal(ok(["get", "cm", "cfg", "-o", "jsonpath={.data.a}"]), "1");
     const all = lines(ok(["get", "deployments,configmaps"]));
     assert.ok(all.some((l) => /^deployment\.apps\/web\s+0\/2/.test(l)));
