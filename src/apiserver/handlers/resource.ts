@@ -332,6 +332,8 @@ async function watch(
     "cache-control": "no-cache, private",
   });
   const out = res as import("node:http").ServerResponse;
+  // Clients wait for the response headers before they count the watch as started.
+  out.flushHeaders();
   let columnsSent = false;
   const write = (e: ObjectWatchEvent) => {
     let object: unknown = e.object;
