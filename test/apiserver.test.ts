@@ -253,6 +253,35 @@ describe("k8ts apiserver with real kubectl", () => {
     assert.match(out, /^watched\s+1\s+\d+s$/m);
   });
 
+  test("create -f of a Binding puts the pod on the node, once", () => {
+    const pod =
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: somepod}\nspec:\n  containers:\n  - {name: c, image: busybox}\n";
+    ok(["create", "-f", "-", "--validate=false"], { input: pod });
+    const binding =
+      "apiVersion: v1\nkind: Binding\nmetadata: {name: somepod}\ntarget: {apiVersion: v1, kind: Node, name: node1}\n";
+    assert.match(
+      ok(["create", "-f", "-", "--validate=false"], { input: binding }),
+      /binding\/somepod created/,
+    );
+    const p = JSON.parse(ok(["get", "pod", "somepod", "-o", "json"])) as {
+      spec: { nodeName: string };
+      status: { conditions: Array<{ type: string; status: string }> };
+    };
+    assert.equal(p.spec.nodeName, "node1");
+    assert.deepEqual(
+      p.status.conditions.map((c) => [c.type, c.status]),
+      [["PodScheduled", "True"]],
+    );
+    const again = k(["create", "-f", "-", "--validate=false"], {
+      input: binding.replace("node1", "node2"),
+    });
+    assert.equal(again.code, 1);
+    assert.match(
+      again.stderr,
+      /Operation cannot be fulfilled on pods\/binding "somepod": pod somepod is already assigned to node "node1"/,
+    );
+  });
+
   test("delete, and delete --all", () => {
     assert.match(ok(["delete", "cm", "applied"]), /configmap "applied" deleted/);
     const gone = k(["get", "cm", "applied"]);
@@ -260,6 +289,8 @@ describe("k8ts apiserver with real kubectl", () => {
     assert.match(gone.stderr, /Error from server \(NotFound\): configmaps "applied" not found/);
     ok(["delete", "deploy", "--all"]);
     assert.match(k(["get", "deploy"]).stderr, /No resources found in default namespace\./);
+    assert.match(ok(["delete", "pods", "--all"]), /pod "somepod" deleted/);
+    assert.match(k(["get", "pods"]).stderr, /No resources found in default namespace\./);
   });
 
   test("objects survive a restart, and a watch resumed from the last resourceVersion sees no gap", async () => {

@@ -21,6 +21,7 @@ import type { KObject, ResourceDef } from "./registry/types.js";
 import { handleResource, type BodyDecoder } from "./handlers/resource.js";
 import { Discovery } from "./discovery.js";
 import { bootstrap } from "./bootstrap.js";
+import { handleBinding } from "./handlers/binding.js";
 import {
   decodeObject,
   PROTOBUF_MEDIA_TYPE,
@@ -275,6 +276,15 @@ export class APIServer {
               "the server could not find the requested resource",
             );
           return send(req, res, 200, doc.body, format, { "content-type": doc.contentType });
+        }
+        const pods = this.registry("", "v1", "pods")!;
+        if (info.apiGroup === "" && info.verb === "create" && info.namespace) {
+          if (info.resource === "bindings" && !info.name) {
+            return await handleBinding(req, res, info.namespace, undefined, pods, this.decode);
+          }
+          if (info.resource === "pods" && info.subresource === "binding") {
+            return await handleBinding(req, res, info.namespace, info.name, pods, this.decode);
+          }
         }
         const registry = this.registry(info.apiGroup, info.apiVersion, info.resource);
         if (!registry) {

@@ -439,6 +439,32 @@ export class Registry {
   }
 
   /**
+   * Read-modify-write of one object for the server's own changes (upstream's GuaranteedUpdate):
+   * `mutate` gets the current object and changes it in place, throwing to refuse; the write is
+   * retried on a concurrent change. No strategy runs: the caller owns the whole object.
+   */
+  async guaranteedUpdate(
+    namespace: string,
+    name: string,
+    mutate: (obj: KObject) => void,
+  ): Promise<KObject> {
+    const key = this.key(namespace, name);
+    for (;;) {
+      const obj = await this.get(namespace, name);
+      const rv = Number(obj.metadata!.resourceVersion);
+      mutate(obj);
+      try {
+        const r = await this.store.update(key, this.encode(obj), rv);
+        obj.metadata!.resourceVersion = String(r.revision);
+        return obj;
+      } catch (err) {
+        if (isStorageError(err, "Conflict")) continue;
+        this.storageError(err, name);
+      }
+    }
+  }
+
+  /**
    * Deletes an object: at once, or (with finalizers present) by setting deletionTimestamp and
    * leaving removal to whoever clears the finalizers. Returns the object as deleted (or as marked).
    */

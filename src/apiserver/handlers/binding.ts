@@ -1,0 +1,112 @@
+import {
+  badRequest,
+  conflict,
+  invalid,
+  notSupported,
+  required,
+  type FieldError,
+} from "../../api/status.js";
+import { readBody, send, type Request, type Response } from "../http.js";
+import type { Registry } from "../registry/store.js";
+import type { KObject } from "../registry/types.js";
+import type { BodyDecoder } from "./resource.js";
+
+interface Binding extends KObject {
+  target?: { kind?: string; name?: string; apiVersion?: string };
+}
+
+interface PodCondition {
+  type: string;
+  status: string;
+  lastProbeTime?: string | null;
+  lastTransitionTime?: string;
+}
+
+/**
+ * Binds a pod to a node (POST .../bindings or .../pods/NAME/binding), as the scheduler does:
+ * sets spec.nodeName once, copies the binding's annotations, and marks the pod PodScheduled.
+ * Answers `Status Success` (201), as upstream.
+ */
+export async function handleBinding(
+  req: Request,
+  res: Response,
+  namespace: string,
+  podName: string | undefined,
+  pods: Registry,
+  decode: BodyDecoder,
+): Promise<void> {
+  const binding = decode(await readBody(req), String(req.headers["content-type"] ?? ""), {
+    apiVersion: "v1",
+    kind: "Binding",
+  }) as Binding;
+  if (binding.kind !== undefined && binding.kind !== "Binding") {
+    throw badRequest(
+      `the kind in the data (${binding.kind}) does not match the expected kind (Binding)`,
+    );
+  }
+  const name = binding.metadata?.name ?? "";
+  if (podName && name && name !== podName) {
+    throw badRequest(
+      `the name of the object (${name}) does not match the name on the URL (${podName})`,
+    );
+  }
+  const target = binding.target ?? {};
+  const errors: FieldError[] = [];
+  if (!target.name) errors.push(required("target.name", ""));
+  if (target.kind && target.kind !== "Node")
+    errors.push(notSupported("target.kind", target.kind, ["Node", ""]));
+  if (errors.length > 0)
+    throw invalid({ group: "", kind: "Binding" }, name || podName || "", errors);
+  const pod = podName ?? name;
+  const bindingResource = { group: "", resource: "pods/binding" };
+  await pods.guaranteedUpdate(namespace, pod, (obj) => {
+    const meta = obj.metadata!;
+    const spec = (obj.spec ??= {}) as { nodeName?: string };
+    if (binding.metadata?.uid && binding.metadata.uid !== meta.uid) {
+      throw conflict(
+        bindingResource,
+        pod,
+        `Precondition failed: UID in precondition: ${binding.metadata.uid}, UID in object meta: ${meta.uid}`,
+      );
+    }
+    if (meta.deletionTimestamp) {
+      throw conflict(
+        bindingResource,
+        pod,
+        `pod ${pod} is being deleted, cannot be assigned to a host`,
+      );
+    }
+    if (spec.nodeName) {
+      throw conflict(
+        bindingResource,
+        pod,
+        `pod ${pod} is already assigned to node "${spec.nodeName}"`,
+      );
+    }
+    spec.nodeName = target.name;
+    if (binding.metadata?.annotations)
+      meta.annotations = { ...meta.annotations, ...binding.metadata.annotations };
+    const status = (obj.status ??= {}) as { conditions?: PodCondition[] };
+    const conditions = (status.conditions ??= []);
+    const scheduled = conditions.find((c) => c.type === "PodScheduled");
+    const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+    if (scheduled) {
+      if (scheduled.status !== "True") scheduled.lastTransitionTime = now;
+      scheduled.status = "True";
+    } else {
+      conditions.push({
+        type: "PodScheduled",
+        status: "True",
+        lastProbeTime: null,
+        lastTransitionTime: now,
+      });
+    }
+  });
+  send(req, res, 201, {
+    kind: "Status",
+    apiVersion: "v1",
+    metadata: {},
+    status: "Success",
+    code: 201,
+  });
+}
