@@ -107,7 +107,7 @@ describe("k8ts apiserver with real kubectl", () => {
 
   test("create -f of a multi-document YAML, then get in every output form", () => {
     assert.match(
-      ok(["create", "-f", "-", "--validate=false"], { input: deploymentYaml }),
+      ok(["create", "-f", "-"], { input: deploymentYaml }),
       /deployment\.apps\/web created\nconfigmap\/cfg created/,
     );
     const wide = lines(ok(["get", "deploy", "-o", "wide"]));
@@ -215,17 +215,17 @@ describe("k8ts apiserver with real kubectl", () => {
       .replace("name: cfg", "name: applied")
       .replace("name: web", "name: applied-web");
     assert.match(
-      ok(["apply", "-f", "-", "--validate=false"], { input: yaml }),
+      ok(["apply", "-f", "-"], { input: yaml }),
       /deployment\.apps\/applied-web created\nconfigmap\/applied created/,
     );
     const changed = yaml.replace('a: "1"', 'a: "2"').replace("replicas: 2", "replicas: 3");
     assert.match(
-      ok(["apply", "-f", "-", "--validate=false"], { input: changed }),
+      ok(["apply", "-f", "-"], { input: changed }),
       /deployment\.apps\/applied-web configured\nconfigmap\/applied configured/,
     );
     assert.equal(ok(["get", "cm", "applied", "-o", "jsonpath={.data.a}"]), "2");
     assert.equal(ok(["get", "deploy", "applied-web", "-o", "jsonpath={.spec.replicas}"]), "3");
-    assert.match(ok(["apply", "-f", "-", "--validate=false"], { input: changed }), /unchanged/);
+    assert.match(ok(["apply", "-f", "-"], { input: changed }), /unchanged/);
   });
 
   test("get -w prints changes as they happen", async () => {
@@ -256,11 +256,11 @@ describe("k8ts apiserver with real kubectl", () => {
   test("create -f of a Binding puts the pod on the node, once", () => {
     const pod =
       "apiVersion: v1\nkind: Pod\nmetadata: {name: somepod}\nspec:\n  containers:\n  - {name: c, image: busybox}\n";
-    ok(["create", "-f", "-", "--validate=false"], { input: pod });
+    ok(["create", "-f", "-"], { input: pod });
     const binding =
       "apiVersion: v1\nkind: Binding\nmetadata: {name: somepod}\ntarget: {apiVersion: v1, kind: Node, name: node1}\n";
     assert.match(
-      ok(["create", "-f", "-", "--validate=false"], { input: binding }),
+      ok(["create", "-f", "-"], { input: binding }),
       /created/, // upstream answers with a Status: kubectl prints "status/<unknown> created"
     );
     const p = JSON.parse(ok(["get", "pod", "somepod", "-o", "json"])) as {
@@ -272,7 +272,7 @@ describe("k8ts apiserver with real kubectl", () => {
       p.status.conditions.map((c) => [c.type, c.status]),
       [["PodScheduled", "True"]],
     );
-    const again = k(["create", "-f", "-", "--validate=false"], {
+    const again = k(["create", "-f", "-"], {
       input: binding.replace("node1", "node2"),
     });
     assert.equal(again.code, 1);
@@ -280,6 +280,60 @@ describe("k8ts apiserver with real kubectl", () => {
       again.stderr,
       /Operation cannot be fulfilled on pods\/binding "somepod": pod somepod is already assigned to node "node1"/,
     );
+  });
+
+  test("explain reads the OpenAPI schema", () => {
+    const out = ok(["explain", "deployment.spec.strategy"]);
+    assert.match(out, /^GROUP:\s+apps$/m);
+    assert.match(out, /^KIND:\s+Deployment$/m);
+    assert.match(out, /^VERSION:\s+v1$/m);
+    assert.match(out, /^FIELD: strategy <DeploymentStrategy>$/m);
+    assert.match(out, /^\s+rollingUpdate\s+<RollingUpdateDeployment>$/m);
+    assert.match(out, /^\s+type\s+<string>$/m);
+  });
+
+  test("services get unique cluster IPs and node ports; requested ones are checked; delete frees them", () => {
+    ok(["create", "service", "clusterip", "svc1", "--tcp=80:8080"]);
+    ok(["create", "service", "nodeport", "svc2", "--tcp=80:8080"]);
+    ok([
+      "expose",
+      "deployment",
+      "applied-web",
+      "--port=80",
+      "--target-port=8080",
+      "--name=exposed",
+    ]);
+    const ips = ["svc1", "svc2", "exposed"].map((n) =>
+      ok(["get", "svc", n, "-o", "jsonpath={.spec.clusterIP}"]),
+    );
+    assert.equal(new Set([...ips, "10.0.0.1"]).size, 4, `distinct cluster IPs: ${ips.join(" ")}`);
+    for (const ip of ips) assert.match(ip, /^10\.0\.0\.\d+$/);
+    const nodePort = Number(ok(["get", "svc", "svc2", "-o", "jsonpath={.spec.ports[0].nodePort}"]));
+    assert.ok(nodePort >= 30000 && nodePort <= 32767, `nodePort ${nodePort}`);
+    assert.match(
+      ok(["get", "svc", "svc2"]),
+      new RegExp(
+        `^svc2\\s+NodePort\\s+${ips[1]!.replace(/\./g, "\\.")}\\s+<none>\\s+80:${nodePort}/TCP`,
+        "m",
+      ),
+    );
+    const taken = (ip: string) =>
+      `apiVersion: v1\nkind: Service\nmetadata: {name: taken}\nspec:\n  clusterIP: ${ip}\n  ports: [{port: 80}]\n`;
+    const dup = k(["create", "-f", "-"], { input: taken(ips[0]!) });
+    assert.equal(dup.code, 1);
+    assert.match(
+      dup.stderr,
+      new RegExp(
+        `spec.clusterIPs: Invalid value: \\["${ips[0]!.replace(/\./g, "\\.")}"\\]: failed to allocate IP ${ips[0]!.replace(/\./g, "\\.")}: provided IP is already allocated`,
+      ),
+    );
+    const outside = k(["create", "-f", "-"], { input: taken("192.0.2.10") });
+    assert.match(
+      outside.stderr,
+      /the provided IP \(192\.0\.2\.10\) is not in the valid range\. The range of valid IPs is 10\.0\.0\.0\/24/,
+    );
+    ok(["delete", "svc", "svc1"]);
+    assert.match(ok(["create", "-f", "-"], { input: taken(ips[0]!) }), /service\/taken created/);
   });
 
   test("delete, and delete --all", () => {
@@ -303,7 +357,7 @@ describe("k8ts apiserver with real kubectl", () => {
       metadata: { resourceVersion: string; uid: string };
     };
     assert.deepEqual(afterRestart.metadata, { ...afterRestart.metadata, ...before.metadata });
-    ok(["create", "-f", "-", "--validate=false"], {
+    ok(["create", "-f", "-"], {
       input: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: after-restart}\n",
     });
     const r = await server.request(

@@ -15,7 +15,14 @@ export interface BootstrapConfig {
   securePort: number;
 }
 
+/** Creates `obj` unless it exists (read first: creating would also allocate, e.g. a cluster IP). */
 async function ensure(registry: Registry, namespace: string, obj: KObject): Promise<void> {
+  try {
+    await registry.get(namespace, obj.metadata!.name!);
+    return;
+  } catch (err) {
+    if (!isStatusError(err, "NotFound")) throw err;
+  }
   try {
     await registry.create(namespace, obj);
   } catch (err) {

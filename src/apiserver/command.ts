@@ -151,6 +151,8 @@ export const apiserverCommand = defineCommand({
           : undefined,
       advertiseAddress: advertise,
       serviceIP: firstServiceIP(f["service-cluster-ip-range"]),
+      serviceClusterIPRange: f["service-cluster-ip-range"],
+      serviceNodePortRange: f["service-node-port-range"],
     });
     try {
       await server.start(signal);

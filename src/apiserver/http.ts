@@ -122,6 +122,26 @@ export function send(
   res.end(payload);
 }
 
+/** Sends bytes as they are (gzipped when large and accepted), for prebuilt documents. */
+export function sendRaw(
+  req: Request,
+  res: Response,
+  code: number,
+  contentType: string,
+  body: Buffer | string,
+  headers: Record<string, string> = {},
+): void {
+  let payload = typeof body === "string" ? Buffer.from(body) : body;
+  const out: Record<string, string> = { "content-type": contentType, ...headers };
+  if (payload.length >= GZIP_MIN_BYTES && acceptsGzip(req)) {
+    payload = gzipSync(payload, { level: 1 });
+    out["content-encoding"] = "gzip";
+  }
+  out["content-length"] = String(payload.length);
+  (res as ServerResponse).writeHead(code, out);
+  res.end(payload);
+}
+
 export function sendText(res: Response, code: number, text: string): void {
   (res as ServerResponse).writeHead(code, {
     "content-type": "text/plain; charset=utf-8",

@@ -290,7 +290,7 @@ function requireType(gvk: GroupVersionKind): string {
   return name;
 }
 
-/** The query parameters a connect subresource (exec, attach, portforward, proxy) takes. */
+/** The query parameters of a connect (exec, attach, portforward, proxy) or log subresource. */
 function optionParams(optionsType: string): Param[] {
   const def = typeOf(optionsType);
   if (!def) return [];
@@ -1164,36 +1164,45 @@ function renderPaths(
 // a proto field of their own (`default`, `enum`, vendor extensions) travel as `Any.yaml` text; JSON
 // is YAML, so they are written as JSON.
 
-/** A protobuf message under construction: chunks are shared, not copied, when nested. */
+/**
+ * A protobuf message under construction. Small pieces (tags, lengths, short strings) collect in a
+ * byte array; nested messages are appended as their chunks, not copied, until finish().
+ */
 class PbWriter {
-  readonly chunks: Uint8Array[] = [];
+  private readonly chunks: Uint8Array[] = [];
+  private pending: number[] = [];
+  /** Bytes written so far. */
   length = 0;
 
-  private push(b: Uint8Array): void {
-    this.chunks.push(b);
-    this.length += b.length;
+  private flush(): void {
+    if (this.pending.length === 0) return;
+    this.chunks.push(Uint8Array.from(this.pending));
+    this.pending = [];
   }
 
   private varint(n: number): void {
-    const bytes: number[] = [];
     while (n > 127) {
-      bytes.push((n & 0x7f) | 0x80);
+      this.pending.push((n & 0x7f) | 0x80);
       n = Math.floor(n / 128);
+      this.length++;
     }
-    bytes.push(n);
-    this.push(Uint8Array.from(bytes));
-  }
-
-  private bytesField(field: number, b: Uint8Array): void {
-    this.varint(field * 8 + 2);
-    this.varint(b.length);
-    this.push(b);
+    this.pending.push(n);
+    this.length++;
   }
 
   /** A string field; proto3 leaves empty strings out unless the field is repeated. */
   string(field: number, s: Json | undefined, repeated = false): void {
     if (typeof s !== "string" || (s === "" && !repeated)) return;
-    this.bytesField(field, Buffer.from(s, "utf8"));
+    const b = Buffer.from(s, "utf8");
+    this.varint(field * 8 + 2);
+    this.varint(b.length);
+    if (b.length <= 64) {
+      for (const x of b) this.pending.push(x);
+    } else {
+      this.flush();
+      this.chunks.push(b);
+    }
+    this.length += b.length;
   }
 
   strings(field: number, list: Json | undefined): void {
@@ -1207,12 +1216,16 @@ class PbWriter {
   }
 
   message(field: number, m: PbWriter): void {
+    m.flush();
     this.varint(field * 8 + 2);
     this.varint(m.length);
-    for (const c of m.chunks) this.push(c);
+    this.flush();
+    for (const c of m.chunks) this.chunks.push(c);
+    this.length += m.length;
   }
 
   finish(): Buffer {
+    this.flush();
     return Buffer.concat(this.chunks, this.length);
   }
 }

@@ -9,6 +9,7 @@ import { parseRequestInfo } from "./request-info.js";
 import {
   parseBody,
   send,
+  sendRaw,
   sendStatus,
   sendText,
   negotiate,
@@ -17,6 +18,8 @@ import {
   type Response,
 } from "./http.js";
 import { Registry } from "./registry/store.js";
+import { ServiceAllocator } from "./registry/service-allocator.js";
+import { OpenAPI } from "./openapi.js";
 import type { KObject, ResourceDef } from "./registry/types.js";
 import { handleResource, type BodyDecoder } from "./handlers/resource.js";
 import { Discovery } from "./discovery.js";
@@ -48,6 +51,9 @@ export interface APIServerConfig {
   advertiseAddress: string;
   /** The `kubernetes` Service's cluster IP. */
   serviceIP: string;
+  /** `--service-cluster-ip-range` and `--service-node-port-range`. */
+  serviceClusterIPRange: string;
+  serviceNodePortRange: string;
 }
 
 /** A readiness or liveness check: undefined when healthy, otherwise why not. */
@@ -67,8 +73,17 @@ export class APIServer {
   /** Where the servers listen, once started. */
   readonly addresses: { secure?: AddressInfo; insecure?: AddressInfo } = {};
 
+  private readonly serviceAllocator: ServiceAllocator;
+  private readonly openapi: OpenAPI;
+
   constructor(private readonly config: APIServerConfig) {
+    this.serviceAllocator = new ServiceAllocator(
+      config.serviceClusterIPRange,
+      config.serviceNodePortRange,
+    );
+    this.openapi = new OpenAPI();
     for (const def of config.resources) {
+      if (def.group === "" && def.resource === "services") def.allocator = this.serviceAllocator;
       if (!def.stored) continue;
       this.registries.set(
         `${def.group}/${def.version}/${def.resource}`,
@@ -128,6 +143,7 @@ export class APIServer {
       this.addresses.insecure = await listen(server, this.config.insecure);
     }
     signal.addEventListener("abort", () => void this.stop(), { once: true });
+    this.serviceAllocator.rebuild((await this.registry("", "v1", "services")!.list("")).items);
     await bootstrap({
       namespaces: this.registry("", "v1", "namespaces")!,
       services: this.registry("", "v1", "services")!,
@@ -264,6 +280,18 @@ export class APIServer {
       }
       if (top === "healthz" || top === "livez" || top === "readyz") {
         return await this.health(req, res, top, path.split("/")[2] ?? "", query);
+      }
+      if (top === "openapi") {
+        const doc = this.openapi.serve(
+          path,
+          query,
+          String(req.headers.accept ?? ""),
+          req.headers["if-none-match"] as string | undefined,
+        );
+        if (!doc) return sendText(res, 404, "404 page not found\n");
+        const headers: Record<string, string> = { ...(doc.headers ?? {}) };
+        if (doc.etag) headers.etag = doc.etag;
+        return sendRaw(req, res, doc.status, doc.contentType, doc.body, headers);
       }
       if (top === "api" || top === "apis") {
         const info = parseRequestInfo(req.method ?? "GET", path, query);

@@ -206,7 +206,9 @@ export class Registry {
     else delete meta.generation;
     this.def.strategy.prepareForCreate?.(obj);
     this.validate(obj);
+    const allocation = this.def.allocator?.allocate(obj);
     if (opts.dryRun) {
+      allocation?.undo();
       const existing = await this.store
         .get(this.key(namespace, meta.name!))
         .catch((e) => this.storageError(e, meta.name!));
@@ -219,8 +221,10 @@ export class Registry {
         this.encode(obj),
       );
       meta.resourceVersion = String(r.revision);
+      allocation?.commit();
       return obj;
     } catch (err) {
+      allocation?.undo();
       this.storageError(err, meta.name!);
     }
   }
@@ -425,15 +429,19 @@ export class Registry {
       }
     }
     this.validate(obj, old);
+    const allocation = opts.subresource ? undefined : this.def.allocator?.allocate(obj, old);
     if (opts.dryRun) {
+      allocation?.undo();
       meta.resourceVersion = String(current.modRevision);
       return { object: obj, created: false };
     }
     try {
       const r = await this.store.update(key, this.encode(obj), current.modRevision);
       meta.resourceVersion = String(r.revision);
+      allocation?.commit();
       return { object: obj, created: false };
     } catch (err) {
+      allocation?.undo();
       this.storageError(err, name);
     }
   }
@@ -507,6 +515,7 @@ export class Registry {
         }
         const r = await this.store.delete(key, rv);
         meta.resourceVersion = String(r.revision);
+        this.def.allocator?.release(obj);
         return { object: obj, deleted: true };
       } catch (err) {
         // Someone changed it in between: look again.

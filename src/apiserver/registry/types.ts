@@ -52,6 +52,23 @@ export interface DiscoveryInfo {
   storageVersionHash?: string;
 }
 
+/** What an allocation took, to give back if the write fails or to settle once it is stored. */
+export interface Allocation {
+  undo(): void;
+  /** Releases what the previous state held and the new one no longer does. */
+  commit(): void;
+}
+
+/** Hands out values an object holds exclusively (a Service's cluster IP and node ports). */
+export interface Allocator {
+  /** Assigns what `obj` needs, keeping what `old` held; throws an Invalid StatusError when it cannot. */
+  allocate(obj: KObject, old?: KObject): Allocation;
+  /** Gives back what a deleted object held. */
+  release(obj: KObject): void;
+  /** Takes what stored objects hold (at start). */
+  rebuild(objects: KObject[]): void;
+}
+
 export interface ResourceDef {
   group: string;
   version: string;
@@ -69,4 +86,5 @@ export interface ResourceDef {
   discovery: DiscoveryInfo;
   /** Whether this version is the group's preferred one. */
   preferred: boolean;
+  allocator?: Allocator;
 }
