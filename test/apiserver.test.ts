@@ -343,8 +343,41 @@ describe("k8ts apiserver with real kubectl", () => {
     assert.match(gone.stderr, /Error from server \(NotFound\): configmaps "applied" not found/);
     ok(["delete", "deploy", "--all"]);
     assert.match(k(["get", "deploy"]).stderr, /No resources found in default namespace\./);
-    assert.match(ok(["delete", "pods", "--all"]), /pod "somepod" deleted/);
+    // A pod on a node is deleted gracefully: marked, for its kubelet to stop it.
+    assert.match(ok(["delete", "pod", "somepod", "--wait=false"]), /pod "somepod" deleted/);
+    const marked = JSON.parse(ok(["get", "pod", "somepod", "-o", "json"])) as {
+      metadata: { deletionTimestamp?: string; deletionGracePeriodSeconds?: number };
+    };
+    assert.ok(marked.metadata.deletionTimestamp);
+    assert.equal(marked.metadata.deletionGracePeriodSeconds, 30);
+    assert.match(ok(["get", "pods"]), /^somepod\s+0\/1\s+Terminating\s+/m);
+    assert.match(
+      ok(["delete", "pods", "--all", "--grace-period=0", "--force"]),
+      /pod "somepod" force deleted/,
+    );
     assert.match(k(["get", "pods"]).stderr, /No resources found in default namespace\./);
+  });
+
+  test("delete namespace: Terminating until its finalizers are gone", async () => {
+    ok(["create", "namespace", "doomed"]);
+    ok(["create", "configmap", "inside", "-n", "doomed", "--from-literal=a=b"]);
+    assert.match(
+      ok(["delete", "namespace", "doomed", "--wait=false"]),
+      /namespace "doomed" deleted/,
+    );
+    assert.match(ok(["get", "namespace", "doomed"]), /^doomed\s+Terminating\s+/m);
+    const refused = k(["create", "configmap", "late", "-n", "doomed"]);
+    assert.match(
+      refused.stderr,
+      /unable to create new content in namespace doomed because it is being terminated/,
+    );
+    // The namespace controller empties it, then clears spec.finalizers through /finalize.
+    ok(["delete", "configmap", "inside", "-n", "doomed"]);
+    const ns = JSON.parse(ok(["get", "namespace", "doomed", "-o", "json"])) as { spec: object };
+    ns.spec = { finalizers: [] };
+    const r = await server.request("PUT", "/api/v1/namespaces/doomed/finalize", JSON.stringify(ns));
+    assert.equal(r.status, 200, r.body);
+    assert.match(k(["get", "namespace", "doomed"]).stderr, /namespaces "doomed" not found/);
   });
 
   test("objects survive a restart, and a watch resumed from the last resourceVersion sees no gap", async () => {

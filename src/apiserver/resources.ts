@@ -102,6 +102,23 @@ const STRATEGIES: Record<string, Partial<Strategy>> = {
     prepareForCreate(obj) {
       obj.status = { phase: "Active" };
     },
+    pendingFinalizers: (obj) =>
+      (obj.spec as { finalizers?: string[] } | undefined)?.finalizers ?? [],
+    prepareForDeletion(obj) {
+      obj.status = { ...(obj.status as object), phase: "Terminating" };
+    },
+  },
+  "/pods": {
+    // A pod on a node is stopped by its kubelet first; one that never ran goes at once.
+    gracefulDeletion(obj) {
+      const spec = (obj.spec ?? {}) as {
+        nodeName?: string;
+        terminationGracePeriodSeconds?: number;
+      };
+      const phase = (obj.status as { phase?: string } | undefined)?.phase;
+      if (!spec.nodeName || phase === "Succeeded" || phase === "Failed") return 0;
+      return spec.terminationGracePeriodSeconds ?? 30;
+    },
   },
   "/services": { nameFormat: "label" },
   "rbac.authorization.k8s.io/roles": { nameFormat: "path" },

@@ -119,6 +119,21 @@ export async function handleResource(
   if (subresource === "scale" && offers("scale")) {
     return handleScale(req, res, info, registry, ctx.decode);
   }
+  if (subresource === "finalize" && offers("finalize") && info.verb === "update") {
+    // Only spec.finalizers change through /finalize.
+    const body = ctx.decode(
+      await readBody(req),
+      String(req.headers["content-type"] ?? ""),
+      expectedKind(registry),
+    );
+    const current = await registry.get(ns, info.name);
+    const finalizers = (body.spec as { finalizers?: string[] } | undefined)?.finalizers ?? [];
+    current.spec = { ...(current.spec as object), finalizers };
+    if (body.metadata?.resourceVersion)
+      current.metadata!.resourceVersion = body.metadata.resourceVersion;
+    const r = await registry.update(ns, info.name, current, { dryRun: dryRun(query) });
+    return send(req, res, 200, present(req, registry, r.object), n.format);
+  }
   if (subresource && (subresource !== "status" || !offers("status"))) {
     throw new StatusError(
       404,
@@ -237,6 +252,7 @@ export async function handleResource(
         dryRun: dryRun(query) || (Array.isArray(options.dryRun) && options.dryRun.includes("All")),
         preconditions: options.preconditions as
           { uid?: string; resourceVersion?: string } | undefined,
+        gracePeriodSeconds: gracePeriod(options, query),
       });
       return send(req, res, 200, present(req, registry, r.object), n.format);
     }
@@ -275,6 +291,15 @@ export async function handleResource(
     default:
       throw methodNotAllowed(`the server does not allow this method on the requested resource`);
   }
+}
+
+/** DeleteOptions.gracePeriodSeconds, from the body or the query. */
+function gracePeriod(options: Record<string, unknown>, query: URLSearchParams): number | undefined {
+  const v = options.gracePeriodSeconds ?? query.get("gracePeriodSeconds");
+  if (v === undefined || v === null || v === "") return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw badRequest(`invalid gracePeriodSeconds: ${String(v)}`);
+  return Math.max(0, n);
 }
 
 /** Upstream's default watch length when the client sets none: a random time in [30m, 60m). */

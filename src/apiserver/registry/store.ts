@@ -439,11 +439,29 @@ export class Registry {
       const r = await this.store.update(key, this.encode(obj), current.modRevision);
       meta.resourceVersion = String(r.revision);
       allocation?.commit();
+      // An object being deleted goes once its last finalizer is removed.
+      if (meta.deletionTimestamp && !this.holdsDeletion(obj)) {
+        try {
+          const d = await this.store.delete(key, r.revision);
+          meta.resourceVersion = String(d.revision);
+          this.def.allocator?.release(obj);
+        } catch (err) {
+          if (!isStorageError(err, "Conflict") && !isStorageError(err, "KeyNotFound")) throw err;
+        }
+      }
       return { object: obj, created: false };
     } catch (err) {
       allocation?.undo();
       this.storageError(err, name);
     }
+  }
+
+  /** Whether something still holds this object's deletion back: finalizers, or a grace period. */
+  private holdsDeletion(obj: KObject): boolean {
+    const meta = obj.metadata!;
+    const strategy = this.def.strategy;
+    const finalizers = [...(meta.finalizers ?? []), ...(strategy.pendingFinalizers?.(obj) ?? [])];
+    return finalizers.length > 0 || (meta.deletionGracePeriodSeconds ?? 0) > 0;
   }
 
   /**
@@ -473,15 +491,23 @@ export class Registry {
   }
 
   /**
-   * Deletes an object: at once, or (with finalizers present) by setting deletionTimestamp and
-   * leaving removal to whoever clears the finalizers. Returns the object as deleted (or as marked).
+   * Deletes an object as upstream does: at once; or, while finalizers remain (metadata.finalizers
+   * and the strategy's own, like a namespace's spec.finalizers), by setting deletionTimestamp and
+   * leaving removal to whoever clears them; or, for a resource with graceful deletion (pods on a
+   * node), by setting deletionTimestamp and deletionGracePeriodSeconds for the kubelet to finish.
+   * A grace period of 0 deletes at once. Returns the object as deleted or as marked.
    */
   async delete(
     namespace: string,
     name: string,
-    opts: { dryRun?: boolean; preconditions?: { uid?: string; resourceVersion?: string } } = {},
+    opts: {
+      dryRun?: boolean;
+      preconditions?: { uid?: string; resourceVersion?: string };
+      gracePeriodSeconds?: number;
+    } = {},
   ): Promise<{ object: KObject; deleted: boolean }> {
     const key = this.key(namespace, name);
+    const strategy = this.def.strategy;
     for (;;) {
       const obj = await this.get(namespace, name);
       const meta = obj.metadata!;
@@ -501,13 +527,26 @@ export class Registry {
         );
       }
       const rv = Number(meta.resourceVersion);
-      if (opts.dryRun) return { object: obj, deleted: !meta.finalizers?.length };
+      const finalizers = [...(meta.finalizers ?? []), ...(strategy.pendingFinalizers?.(obj) ?? [])];
+      const grace =
+        opts.gracePeriodSeconds ?? (strategy.gracefulDeletion ? strategy.gracefulDeletion(obj) : 0);
+      const graceful =
+        !!strategy.gracefulDeletion && grace > 0 && strategy.gracefulDeletion(obj) > 0;
+      const immediate = finalizers.length === 0 && !graceful;
+      if (opts.dryRun) return { object: obj, deleted: immediate };
       try {
-        if (meta.finalizers && meta.finalizers.length > 0) {
-          if (!meta.deletionTimestamp) {
-            meta.deletionTimestamp = now();
-            meta.deletionGracePeriodSeconds = 0;
-            if (this.def.strategy.tracksGeneration) meta.generation = (meta.generation ?? 1) + 1;
+        if (!immediate) {
+          // Already marked: only a shorter grace period changes anything.
+          const shorter =
+            graceful &&
+            meta.deletionGracePeriodSeconds !== undefined &&
+            grace < meta.deletionGracePeriodSeconds;
+          if (!meta.deletionTimestamp || shorter) {
+            const at = new Date(Date.now() + (graceful ? grace * 1000 : 0));
+            meta.deletionTimestamp = at.toISOString().replace(/\.\d+Z$/, "Z");
+            meta.deletionGracePeriodSeconds = graceful ? grace : 0;
+            if (strategy.tracksGeneration) meta.generation = (meta.generation ?? 1) + 1;
+            strategy.prepareForDeletion?.(obj);
             const r = await this.store.update(key, this.encode(obj), rv);
             meta.resourceVersion = String(r.revision);
           }

@@ -32,6 +32,15 @@ export interface Strategy {
   tracksGeneration?: boolean;
   /** Extra field selector fields beyond metadata.name and metadata.namespace. */
   fieldLabels?(obj: KObject): Record<string, string>;
+  /** Finalizers beyond metadata.finalizers that hold a deletion back (a namespace's spec.finalizers). */
+  pendingFinalizers?(obj: KObject): string[];
+  /**
+   * For resources deleted gracefully: the default grace period in seconds for this object, 0 when
+   * it goes at once (a pod not yet on a node).
+   */
+  gracefulDeletion?(obj: KObject): number;
+  /** Marks an object whose deletion is pending (a namespace's phase Terminating). */
+  prepareForDeletion?(obj: KObject): void;
   /** Name validation: "subdomain" (default), "label" (DNS-1123 label), "path" (path segment). */
   nameFormat?: "subdomain" | "label" | "path";
 }
