@@ -336,6 +336,24 @@ describe("k8ts apiserver with real kubectl", () => {
     assert.match(ok(["create", "-f", "-"], { input: taken(ips[0]!) }), /service\/taken created/);
   });
 
+  test("auth can-i, auth whoami and a SubjectAccessReview", () => {
+    assert.equal(ok(["auth", "can-i", "create", "deployments"]).trim(), "yes");
+    assert.equal(ok(["auth", "can-i", "delete", "nodes"]).trim(), "yes");
+    assert.match(ok(["auth", "whoami"]), /^Username\s+system:anonymous$/m);
+    const sar = `apiVersion: authorization.k8s.io/v1
+kind: SubjectAccessReview
+spec:
+  user: jean.doe
+  resourceAttributes: {namespace: kube-system, verb: get, resource: pods}
+`;
+    const out = JSON.parse(ok(["create", "-f", "-", "-o", "json"], { input: sar })) as {
+      status: { allowed: boolean };
+      spec: { user: string };
+    };
+    assert.equal(out.status.allowed, true);
+    assert.equal(out.spec.user, "jean.doe");
+  });
+
   test("delete, and delete --all", () => {
     assert.match(ok(["delete", "cm", "applied"]), /configmap "applied" deleted/);
     const gone = k(["get", "cm", "applied"]);

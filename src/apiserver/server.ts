@@ -25,6 +25,7 @@ import { handleResource, type BodyDecoder } from "./handlers/resource.js";
 import { Discovery } from "./discovery.js";
 import { bootstrap } from "./bootstrap.js";
 import { handleBinding } from "./handlers/binding.js";
+import { ANONYMOUS, handleReview, isReview } from "./handlers/reviews.js";
 import {
   decodeObject,
   PROTOBUF_MEDIA_TYPE,
@@ -313,6 +314,17 @@ export class APIServer {
           if (info.resource === "pods" && info.subresource === "binding") {
             return await handleBinding(req, res, info.namespace, info.name, pods, this.decode);
           }
+        }
+        if (info.verb === "create" && !info.name && isReview(info.apiGroup, info.resource)) {
+          return await handleReview(
+            req,
+            res,
+            info.apiGroup,
+            info.resource,
+            info.namespace,
+            this.decode,
+            ANONYMOUS,
+          );
         }
         const registry = this.registry(info.apiGroup, info.apiVersion, info.resource);
         if (!registry) {
