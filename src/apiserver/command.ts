@@ -1,7 +1,7 @@
 import os from "node:os";
 import { isIP } from "node:net";
 import { defineCommand } from "../cli/command.js";
-import { flag } from "../cli/flags.js";
+import { flag, type FlagValues } from "../cli/flags.js";
 import { openStore, type StoreConfig } from "../storage/index.js";
 import { ensureSelfSignedServingCert } from "../pki/selfsigned.js";
 import { APIServer } from "./server.js";
@@ -84,94 +84,113 @@ export function firstServiceIP(cidr: string): string {
   return parts.join(".");
 }
 
+/** What a caller composing the API server (k8ts server) learns once it serves. */
+export interface APIServerReady {
+  url: string;
+  caFile: string;
+}
+
+export type APIServerFlags = FlagValues<typeof apiserverFlags>;
+
+/** Runs the API server with its flags until `signal` aborts; returns the exit code. */
+export async function runAPIServer(
+  f: APIServerFlags,
+  signal: AbortSignal,
+  hooks: { onReady?: (ready: APIServerReady) => void | Promise<void> } = {},
+): Promise<number> {
+  const fail = (message: string) => {
+    process.stderr.write(`Error: ${message}\n`);
+    return 1;
+  };
+  if (f["insecure-port"] > 0 && !isLoopback(f["insecure-bind-address"])) {
+    return fail(
+      `--insecure-bind-address=${f["insecure-bind-address"]} is not a loopback address: plain HTTP without authentication is only served on loopback`,
+    );
+  }
+  if (!!f["tls-cert-file"] !== !!f["tls-private-key-file"]) {
+    return fail("--tls-cert-file and --tls-private-key-file must be given together");
+  }
+  if (f["bind-address"] && !isIP(f["bind-address"])) {
+    return fail(
+      `invalid argument "${f["bind-address"]}" for "--bind-address" flag: failed to parse IP: "${f["bind-address"]}"`,
+    );
+  }
+  const advertise = f["advertise-address"] ?? defaultAdvertiseAddress(f["bind-address"]);
+  const config: StoreConfig =
+    f["etcd-servers"].length > 0
+      ? {
+          backend: "etcd",
+          endpoints: f["etcd-servers"],
+          caFile: f["etcd-cafile"],
+          certFile: f["etcd-certfile"],
+          keyFile: f["etcd-keyfile"],
+        }
+      : { backend: "sqlite", dataDir: f["data-dir"] };
+  let certFile = f["tls-cert-file"];
+  let keyFile = f["tls-private-key-file"];
+  if (!certFile || !keyFile) {
+    const generated = await ensureSelfSignedServingCert(f["cert-dir"], advertise, [
+      "kubernetes",
+      "kubernetes.default",
+      "kubernetes.default.svc",
+      "kubernetes.default.svc.cluster.local",
+      "localhost",
+      "127.0.0.1",
+      firstServiceIP(f["service-cluster-ip-range"]),
+    ]);
+    ({ certFile, keyFile } = generated);
+    if (generated.created) {
+      process.stderr.write(`Generated self-signed cert (${certFile}, ${keyFile})\n`);
+    }
+  }
+  let store;
+  try {
+    store = await openStore(config);
+  } catch (err) {
+    return fail((err as Error).message);
+  }
+  const server = new APIServer({
+    store,
+    resources: builtinResourceDefs(f["etcd-prefix"]),
+    secure: { host: f["bind-address"], port: f["secure-port"], certFile, keyFile },
+    insecure:
+      f["insecure-port"] > 0
+        ? { host: f["insecure-bind-address"], port: f["insecure-port"] }
+        : undefined,
+    advertiseAddress: advertise,
+    serviceIP: firstServiceIP(f["service-cluster-ip-range"]),
+    serviceClusterIPRange: f["service-cluster-ip-range"],
+    serviceNodePortRange: f["service-node-port-range"],
+  });
+  try {
+    await server.start(signal);
+  } catch (err) {
+    await store.close();
+    return fail((err as Error).message);
+  }
+  const secure = server.addresses.secure!;
+  process.stderr.write(`Serving securely on ${f["bind-address"]}:${secure.port}\n`);
+  await hooks.onReady?.({
+    url: `https://${isLoopback(f["bind-address"]) || f["bind-address"] === "0.0.0.0" ? "127.0.0.1" : f["bind-address"]}:${secure.port}`,
+    caFile: certFile!,
+  });
+  if (server.addresses.insecure) {
+    process.stderr.write(
+      `Serving insecurely on ${f["insecure-bind-address"]}:${server.addresses.insecure.port}\n`,
+    );
+  }
+  await new Promise<void>((resolve) =>
+    signal.addEventListener("abort", () => resolve(), { once: true }),
+  );
+  await server.stop();
+  await store.close();
+  return 0;
+}
+
 export const apiserverCommand = defineCommand({
   name: "apiserver",
   summary: "Run the Kubernetes API server",
   upstream: "kube-apiserver",
   flags: apiserverFlags,
-  async run(f, _args, signal) {
-    const fail = (message: string) => {
-      process.stderr.write(`Error: ${message}\n`);
-      return 1;
-    };
-    if (f["insecure-port"] > 0 && !isLoopback(f["insecure-bind-address"])) {
-      return fail(
-        `--insecure-bind-address=${f["insecure-bind-address"]} is not a loopback address: plain HTTP without authentication is only served on loopback`,
-      );
-    }
-    if (!!f["tls-cert-file"] !== !!f["tls-private-key-file"]) {
-      return fail("--tls-cert-file and --tls-private-key-file must be given together");
-    }
-    if (f["bind-address"] && !isIP(f["bind-address"])) {
-      return fail(
-        `invalid argument "${f["bind-address"]}" for "--bind-address" flag: failed to parse IP: "${f["bind-address"]}"`,
-      );
-    }
-    const advertise = f["advertise-address"] ?? defaultAdvertiseAddress(f["bind-address"]);
-    const config: StoreConfig =
-      f["etcd-servers"].length > 0
-        ? {
-            backend: "etcd",
-            endpoints: f["etcd-servers"],
-            caFile: f["etcd-cafile"],
-            certFile: f["etcd-certfile"],
-            keyFile: f["etcd-keyfile"],
-          }
-        : { backend: "sqlite", dataDir: f["data-dir"] };
-    let certFile = f["tls-cert-file"];
-    let keyFile = f["tls-private-key-file"];
-    if (!certFile || !keyFile) {
-      const generated = await ensureSelfSignedServingCert(f["cert-dir"], advertise, [
-        "kubernetes",
-        "kubernetes.default",
-        "kubernetes.default.svc",
-        "kubernetes.default.svc.cluster.local",
-        "localhost",
-        "127.0.0.1",
-        firstServiceIP(f["service-cluster-ip-range"]),
-      ]);
-      ({ certFile, keyFile } = generated);
-      if (generated.created) {
-        process.stderr.write(`Generated self-signed cert (${certFile}, ${keyFile})\n`);
-      }
-    }
-    let store;
-    try {
-      store = await openStore(config);
-    } catch (err) {
-      return fail((err as Error).message);
-    }
-    const server = new APIServer({
-      store,
-      resources: builtinResourceDefs(f["etcd-prefix"]),
-      secure: { host: f["bind-address"], port: f["secure-port"], certFile, keyFile },
-      insecure:
-        f["insecure-port"] > 0
-          ? { host: f["insecure-bind-address"], port: f["insecure-port"] }
-          : undefined,
-      advertiseAddress: advertise,
-      serviceIP: firstServiceIP(f["service-cluster-ip-range"]),
-      serviceClusterIPRange: f["service-cluster-ip-range"],
-      serviceNodePortRange: f["service-node-port-range"],
-    });
-    try {
-      await server.start(signal);
-    } catch (err) {
-      await store.close();
-      return fail((err as Error).message);
-    }
-    const secure = server.addresses.secure!;
-    process.stderr.write(`Serving securely on ${f["bind-address"]}:${secure.port}\n`);
-    if (server.addresses.insecure) {
-      process.stderr.write(
-        `Serving insecurely on ${f["insecure-bind-address"]}:${server.addresses.insecure.port}\n`,
-      );
-    }
-    await new Promise<void>((resolve) =>
-      signal.addEventListener("abort", () => resolve(), { once: true }),
-    );
-    await server.stop();
-    await store.close();
-    return 0;
-  },
+  run: (f, _args, signal) => runAPIServer(f, signal),
 });

@@ -1,61 +1,67 @@
+import fs from "node:fs";
+import path from "node:path";
 import { defineCommand } from "../cli/command.js";
 import { flag } from "../cli/flags.js";
-import { openStore, sqliteFile, type StoreConfig } from "../storage/index.js";
+import { apiserverFlags, runAPIServer } from "../apiserver/command.js";
 
+const DEFAULT_DATA_DIR = "/var/lib/k8ts/server";
+
+/** The API server's flags, with the all-in-one's own defaults for where things live. */
 const flags = {
+  ...apiserverFlags,
   "data-dir": flag.string(
-    "Directory for the embedded store and generated files",
-    "/var/lib/k8ts/server",
+    "Directory for the embedded store, certificates and the admin kubeconfig",
+    DEFAULT_DATA_DIR,
   ),
-  "etcd-servers": flag.strings(
-    "List of etcd servers to connect with (scheme://ip:port), comma separated; the embedded store in --data-dir is used when empty",
+  "cert-dir": flag.string(
+    "Directory of the generated serving certificate (default <data-dir>/tls)",
   ),
-  "etcd-cafile": flag.string("SSL Certificate Authority file used to secure etcd communication"),
-  "etcd-certfile": flag.string("SSL certification file used to secure etcd communication"),
-  "etcd-keyfile": flag.string("SSL key file used to secure etcd communication"),
+  "write-kubeconfig": flag.string(
+    "Write the admin kubeconfig to this file (default <data-dir>/admin.kubeconfig)",
+  ),
 };
 
+function kubeconfigFor(url: string, caFile: string): string {
+  return [
+    "apiVersion: v1",
+    "kind: Config",
+    "clusters:",
+    "- name: k8ts",
+    "  cluster:",
+    `    server: ${url}`,
+    `    certificate-authority: ${caFile}`,
+    "users:",
+    "- name: admin",
+    // Authentication is not enforced yet; the token only keeps kubectl from prompting.
+    "  user: {token: admin}",
+    "contexts:",
+    "- name: k8ts",
+    "  context: {cluster: k8ts, user: admin}",
+    "current-context: k8ts",
+    "",
+  ].join("\n");
+}
+
 /**
- * The all-in-one control plane. It composes the components that exist so far; today that is the
- * store (embedded, or a real etcd with `--etcd-servers`), which it opens and keeps open until
- * stopped.
+ * The all-in-one control plane (k3s server): the same components a user can start one by one,
+ * composed in one process. Today that is the API server on the embedded store (or etcd with
+ * --etcd-servers); it writes an admin kubeconfig for kubectl.
  */
 export const serverCommand = defineCommand({
   name: "server",
   summary: "Run a whole control plane in one process on the embedded store (like k3s server)",
   flags,
   async run(f, _args, signal) {
-    const config: StoreConfig =
-      f["etcd-servers"].length > 0
-        ? {
-            backend: "etcd",
-            endpoints: f["etcd-servers"],
-            caFile: f["etcd-cafile"],
-            certFile: f["etcd-certfile"],
-            keyFile: f["etcd-keyfile"],
-          }
-        : { backend: "sqlite", dataDir: f["data-dir"] };
-    const where =
-      config.backend === "etcd"
-        ? `etcd at ${config.endpoints.join(",")}`
-        : `embedded store at ${sqliteFile(config.dataDir)}`;
-    let store;
-    try {
-      store = await openStore(config);
-      const { revision } = await store.status();
-      process.stderr.write(`k8ts server: ${where} ready (revision ${revision})\n`);
-    } catch (err) {
-      await store?.close();
-      process.stderr.write(`k8ts server: ${(err as Error).message}\n`);
-      return 1;
-    }
-    process.stderr.write("k8ts server: no API server yet; stop with Ctrl-C\n");
-    // Nothing else holds the event loop open yet (the store's timers do not): wait on a timer.
-    const keepAlive = setInterval(() => undefined, 1 << 30);
-    await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve()));
-    clearInterval(keepAlive);
-    await store.close();
-    process.stderr.write("k8ts server: stopped\n");
-    return 0;
+    const dataDir = f["data-dir"];
+    const kubeconfig = f["write-kubeconfig"] ?? path.join(dataDir, "admin.kubeconfig");
+    return runAPIServer({ ...f, "cert-dir": f["cert-dir"] ?? path.join(dataDir, "tls") }, signal, {
+      onReady({ url, caFile }) {
+        fs.mkdirSync(path.dirname(kubeconfig), { recursive: true });
+        fs.writeFileSync(kubeconfig, kubeconfigFor(url, path.resolve(caFile)), { mode: 0o600 });
+        process.stderr.write(
+          `k8ts server: ready; kubectl --kubeconfig ${kubeconfig} get namespaces\n`,
+        );
+      },
+    });
   },
 });
