@@ -10,7 +10,7 @@ import { tempDir } from "../src/testing/tmp.js";
 import { kubectl, TestAPIServer } from "./support/apiserver.js";
 
 const dir = tempDir("k8ts-apiserver-");
-const server = new TestAPIServer(dir.path);
+const server = new TestAPIServer(dir.path, ["--event-ttl=2s"]);
 let kubeconfig = "";
 let cacheN = 0;
 /** kubectl with a fresh discovery cache each call, as the suite's rules ask. */
@@ -396,6 +396,32 @@ spec:
     const r = await server.request("PUT", "/api/v1/namespaces/doomed/finalize", JSON.stringify(ns));
     assert.equal(r.status, 200, r.body);
     assert.match(k(["get", "namespace", "doomed"]).stderr, /namespaces "doomed" not found/);
+  });
+
+  test("events expire after --event-ttl", async () => {
+    const event = {
+      apiVersion: "v1",
+      kind: "Event",
+      metadata: { name: "web.1" },
+      involvedObject: { kind: "Pod", name: "web", namespace: "default" },
+      reason: "Testing",
+      message: "expires soon",
+      type: "Normal",
+    };
+    const created = await server.request(
+      "POST",
+      "/api/v1/namespaces/default/events",
+      JSON.stringify(event),
+    );
+    assert.equal(created.status, 201, created.body);
+    assert.match(ok(["get", "events"]), /Testing/);
+    const deadline = Date.now() + 20_000;
+    let status = 200;
+    while (status === 200 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      status = (await server.request("GET", "/api/v1/namespaces/default/events/web.1")).status;
+    }
+    assert.equal(status, 404, "the event is gone after its TTL");
   });
 
   test("objects survive a restart, and a watch resumed from the last resourceVersion sees no gap", async () => {

@@ -61,6 +61,10 @@ export const apiserverFlags = {
     "The maximum number of non-mutating requests in flight at a given time",
     400,
   ),
+  "max-mutating-requests-inflight": flag.int(
+    "The maximum number of mutating requests in flight at a given time; 0 means no limit",
+    200,
+  ),
 };
 
 function isLoopback(address: string): boolean {
@@ -161,6 +165,9 @@ export async function runAPIServer(
     serviceIP: firstServiceIP(f["service-cluster-ip-range"]),
     serviceClusterIPRange: f["service-cluster-ip-range"],
     serviceNodePortRange: f["service-node-port-range"],
+    eventTTLSeconds: Math.round(f["event-ttl"] / 1000),
+    maxRequestsInflight: f["max-requests-inflight"],
+    maxMutatingRequestsInflight: f["max-mutating-requests-inflight"],
   });
   try {
     await server.start(signal);

@@ -4,8 +4,14 @@ import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { Store } from "../storage/interface.js";
 import { kubernetesVersion } from "../cli/version.js";
-import { badRequest, internalError, isStatusError, StatusError } from "../api/status.js";
-import { parseRequestInfo } from "./request-info.js";
+import {
+  badRequest,
+  internalError,
+  isStatusError,
+  StatusError,
+  tooManyRequests,
+} from "../api/status.js";
+import { parseRequestInfo, type RequestInfo } from "./request-info.js";
 import {
   parseBody,
   send,
@@ -55,6 +61,11 @@ export interface APIServerConfig {
   /** `--service-cluster-ip-range` and `--service-node-port-range`. */
   serviceClusterIPRange: string;
   serviceNodePortRange: string;
+  /** `--event-ttl`, in seconds. */
+  eventTTLSeconds?: number;
+  /** `--max-requests-inflight` and `--max-mutating-requests-inflight`; 0 means no limit. */
+  maxRequestsInflight?: number;
+  maxMutatingRequestsInflight?: number;
 }
 
 /** A readiness or liveness check: undefined when healthy, otherwise why not. */
@@ -85,6 +96,8 @@ export class APIServer {
     this.openapi = new OpenAPI();
     for (const def of config.resources) {
       if (def.group === "" && def.resource === "services") def.allocator = this.serviceAllocator;
+      if (def.resource === "events" && config.eventTTLSeconds)
+        def.ttlSeconds = config.eventTTLSeconds;
       if (!def.stored) continue;
       this.registries.set(
         `${def.group}/${def.version}/${def.resource}`,
@@ -296,76 +309,105 @@ export class APIServer {
       }
       if (top === "api" || top === "apis") {
         const info = parseRequestInfo(req.method ?? "GET", path, query);
-        if (!info.isResourceRequest) {
-          const doc = this.discovery.serve(path, String(req.headers.accept ?? ""));
-          if (!doc)
-            throw new StatusError(
-              404,
-              "NotFound",
-              "the server could not find the requested resource",
-            );
-          return send(req, res, 200, doc.body, format, { "content-type": doc.contentType });
-        }
-        const pods = this.registry("", "v1", "pods")!;
-        if (info.apiGroup === "" && info.verb === "create" && info.namespace) {
-          if (info.resource === "bindings" && !info.name) {
-            return await handleBinding(req, res, info.namespace, undefined, pods, this.decode);
-          }
-          if (info.resource === "pods" && info.subresource === "binding") {
-            return await handleBinding(req, res, info.namespace, info.name, pods, this.decode);
-          }
-        }
-        if (info.verb === "create" && !info.name && isReview(info.apiGroup, info.resource)) {
-          return await handleReview(
-            req,
-            res,
-            info.apiGroup,
-            info.resource,
-            info.namespace,
-            this.decode,
-            ANONYMOUS,
-          );
-        }
-        const registry = this.registry(info.apiGroup, info.apiVersion, info.resource);
-        if (!registry) {
-          throw new StatusError(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-          );
-        }
-        if (
-          registry.def.namespaced &&
-          !info.namespace &&
-          !["list", "watch", "deletecollection"].includes(info.verb) &&
-          info.resource !== "namespaces"
-        ) {
-          throw new StatusError(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-          );
-        }
-        if (info.verb === "create" && registry.def.namespaced)
-          await this.admitNamespace(info.namespace);
-        return await handleResource(
-          req,
-          res,
-          info,
-          query,
-          { registry, decode: this.decode },
-          this.shutdown.signal,
-        );
+        if (info.verb !== "watch")
+          return await this.limited(info.verb, () => this.serveAPI(req, res, info, query));
+        return await this.serveAPI(req, res, info, query);
       }
       return sendText(res, 404, "404 page not found\n");
     } catch (err) {
-      if (res.headersSent) {
-        res.end();
-        return;
-      }
-      if (isStatusError(err)) return sendStatus(req, res, err, format);
-      if (err instanceof SyntaxError) return sendStatus(req, res, badRequest(err.message), format);
-      return sendStatus(req, res, internalError((err as Error)?.message ?? String(err)), format);
+      this.fail(req, res, err, format);
     }
+  }
+
+  private readonly inflight = { readonly: 0, mutating: 0 };
+
+  /**
+   * Runs a request within --max-requests-inflight (reads) or --max-mutating-requests-inflight
+   * (writes), as upstream: over the limit it is refused with 429 and Retry-After. Watches are
+   * long-running and do not count.
+   */
+  private async limited(verb: string, serve: () => Promise<void>): Promise<void> {
+    const mutating = !["get", "list"].includes(verb);
+    const kind = mutating ? "mutating" : "readonly";
+    const limit =
+      (mutating ? this.config.maxMutatingRequestsInflight : this.config.maxRequestsInflight) ?? 0;
+    if (limit > 0 && this.inflight[kind] >= limit) {
+      throw tooManyRequests("Too many requests, please try again later.", 1);
+    }
+    this.inflight[kind]++;
+    try {
+      await serve();
+    } finally {
+      this.inflight[kind]--;
+    }
+  }
+
+  private async serveAPI(
+    req: Request,
+    res: Response,
+    info: RequestInfo,
+    query: URLSearchParams,
+  ): Promise<void> {
+    const path = info.path;
+    const format = negotiate(req.headers.accept).format;
+    if (!info.isResourceRequest) {
+      const doc = this.discovery.serve(path, String(req.headers.accept ?? ""));
+      if (!doc)
+        throw new StatusError(404, "NotFound", "the server could not find the requested resource");
+      return send(req, res, 200, doc.body, format, { "content-type": doc.contentType });
+    }
+    const pods = this.registry("", "v1", "pods")!;
+    if (info.apiGroup === "" && info.verb === "create" && info.namespace) {
+      if (info.resource === "bindings" && !info.name) {
+        return await handleBinding(req, res, info.namespace, undefined, pods, this.decode);
+      }
+      if (info.resource === "pods" && info.subresource === "binding") {
+        return await handleBinding(req, res, info.namespace, info.name, pods, this.decode);
+      }
+    }
+    if (info.verb === "create" && !info.name && isReview(info.apiGroup, info.resource)) {
+      return await handleReview(
+        req,
+        res,
+        info.apiGroup,
+        info.resource,
+        info.namespace,
+        this.decode,
+        ANONYMOUS,
+      );
+    }
+    const registry = this.registry(info.apiGroup, info.apiVersion, info.resource);
+    if (!registry) {
+      throw new StatusError(404, "NotFound", "the server could not find the requested resource");
+    }
+    if (
+      registry.def.namespaced &&
+      !info.namespace &&
+      !["list", "watch", "deletecollection"].includes(info.verb) &&
+      info.resource !== "namespaces"
+    ) {
+      throw new StatusError(404, "NotFound", "the server could not find the requested resource");
+    }
+    if (info.verb === "create" && registry.def.namespaced)
+      await this.admitNamespace(info.namespace);
+    return await handleResource(
+      req,
+      res,
+      info,
+      query,
+      { registry, decode: this.decode },
+      this.shutdown.signal,
+    );
+  }
+
+  /** Answers a failed request with its Status (an internal error for anything unexpected). */
+  private fail(req: Request, res: Response, err: unknown, format: "json" | "yaml"): void {
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    if (isStatusError(err)) return sendStatus(req, res, err, format);
+    if (err instanceof SyntaxError) return sendStatus(req, res, badRequest(err.message), format);
+    return sendStatus(req, res, internalError((err as Error)?.message ?? String(err)), format);
   }
 }

@@ -96,4 +96,6 @@ export interface ResourceDef {
   /** Whether this version is the group's preferred one. */
   preferred: boolean;
   allocator?: Allocator;
+  /** Objects expire this many seconds after their last write (Events: --event-ttl). */
+  ttlSeconds?: number;
 }
