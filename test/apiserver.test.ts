@@ -424,6 +424,27 @@ spec:
     assert.equal(status, 404, "the event is gone after its TTL");
   });
 
+  test("a watch with sendInitialEvents streams the current objects, then the initial-events-end bookmark", async () => {
+    const r = await server.request(
+      "GET",
+      "/api/v1/namespaces/kube-system/configmaps?watch=true&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan&timeoutSeconds=1",
+    );
+    const events = r.body
+      .trim()
+      .split("\n")
+      .map(
+        (l) =>
+          JSON.parse(l) as {
+            type: string;
+            object: { metadata: { annotations?: Record<string, string> } };
+          },
+      );
+    const last = events[events.length - 1]!;
+    assert.equal(last.type, "BOOKMARK");
+    assert.equal(last.object.metadata.annotations?.["k8s.io/initial-events-end"], "true");
+    assert.ok(events.slice(0, -1).every((e) => e.type === "ADDED"));
+  });
+
   test("objects survive a restart, and a watch resumed from the last resourceVersion sees no gap", async () => {
     const before = JSON.parse(ok(["get", "cm", "cfg", "-o", "json"])) as {
       metadata: { resourceVersion: string; uid: string };

@@ -26,6 +26,8 @@ import type { KObject, ResourceDef } from "./types.js";
 /** Characters of generated name suffixes (upstream's SimpleNameGenerator). */
 const NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789";
 const MAX_GENERATED_BASE = 63 - 5;
+/** How often a watch that allows bookmarks gets one (upstream: about a minute). */
+const BOOKMARK_INTERVAL_MS = 60_000;
 
 export interface ListOptions {
   labelSelector?: string;
@@ -644,6 +646,10 @@ export class Registry {
     })();
     const abort = () => watch.close();
     signal.addEventListener("abort", abort);
+    // Clients that accept bookmarks get one about every minute, so they can resume near the head.
+    const bookmarks = opts.allowWatchBookmarks
+      ? setInterval(() => watch.requestProgress(), BOOKMARK_INTERVAL_MS)
+      : undefined;
     try {
       for await (const msg of watch) {
         if (msg.type === "progress") {
@@ -669,6 +675,7 @@ export class Registry {
       throw err;
     } finally {
       signal.removeEventListener("abort", abort);
+      if (bookmarks) clearInterval(bookmarks);
       watch.close();
     }
   }
