@@ -143,6 +143,27 @@ describe("k8ts apiserver with real kubectl", () => {
     };
     assert.equal(d.spec.replicas, 3);
     assert.deepEqual(d.spec.selector, { matchLabels: { app: "proto" } });
+    // Upstream's defaults, as a real cluster returns them.
+    const full = JSON.parse(ok(["get", "deploy", "proto", "-o", "json"])) as {
+      spec: Record<string, unknown> & {
+        template: {
+          spec: Record<string, unknown> & { containers: Array<Record<string, unknown>> };
+        };
+      };
+    };
+    assert.deepEqual(full.spec.strategy, {
+      type: "RollingUpdate",
+      rollingUpdate: { maxUnavailable: "25%", maxSurge: "25%" },
+    });
+    assert.equal(full.spec.revisionHistoryLimit, 10);
+    assert.equal(full.spec.progressDeadlineSeconds, 600);
+    const podSpec = full.spec.template.spec;
+    assert.equal(podSpec.restartPolicy, "Always");
+    assert.equal(podSpec.dnsPolicy, "ClusterFirst");
+    assert.equal(podSpec.schedulerName, "default-scheduler");
+    assert.equal(podSpec.terminationGracePeriodSeconds, 30);
+    assert.equal(podSpec.containers[0]!.imagePullPolicy, "Always");
+    assert.equal(podSpec.containers[0]!.terminationMessagePath, "/dev/termination-log");
     assert.deepEqual(
       d.spec.template.spec.containers.map((c) => [c.name, c.image]),
       [["nginx", "nginx"]],

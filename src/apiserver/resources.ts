@@ -1,5 +1,6 @@
 import { preferredVersions, resources, type ResourceInfo } from "../api/resources.js";
 import type { KObject, ResourceDef, Strategy } from "./registry/types.js";
+import { strategies } from "./strategies/index.js";
 
 /** Where upstream keeps a resource in etcd, when it is not the resource's own name. */
 const STORAGE_PATHS: Record<string, string> = {
@@ -90,18 +91,12 @@ const FIELD_LABELS: Record<string, string[]> = {
   "certificates.k8s.io/certificatesigningrequests": ["spec.signerName"],
 };
 
-/** Per-resource behaviour beyond the generic pipeline. */
-const STRATEGIES: Record<string, Partial<Strategy>> = {
+/**
+ * Deletion behaviour beyond the generic pipeline, laid over the defaulting and validation
+ * strategies of src/apiserver/strategies.
+ */
+const DELETION: Record<string, Partial<Strategy>> = {
   "/namespaces": {
-    nameFormat: "label",
-    defaults(obj) {
-      const meta = obj.metadata!;
-      meta.labels = { ...meta.labels, "kubernetes.io/metadata.name": meta.name ?? "" };
-      obj.spec = { finalizers: ["kubernetes"], ...(obj.spec as object | undefined) };
-    },
-    prepareForCreate(obj) {
-      obj.status = { phase: "Active" };
-    },
     pendingFinalizers: (obj) =>
       (obj.spec as { finalizers?: string[] } | undefined)?.finalizers ?? [],
     prepareForDeletion(obj) {
@@ -120,11 +115,6 @@ const STRATEGIES: Record<string, Partial<Strategy>> = {
       return spec.terminationGracePeriodSeconds ?? 30;
     },
   },
-  "/services": { nameFormat: "label" },
-  "rbac.authorization.k8s.io/roles": { nameFormat: "path" },
-  "rbac.authorization.k8s.io/clusterroles": { nameFormat: "path" },
-  "rbac.authorization.k8s.io/rolebindings": { nameFormat: "path" },
-  "rbac.authorization.k8s.io/clusterrolebindings": { nameFormat: "path" },
 };
 
 function toDef(info: ResourceInfo, prefix: string): ResourceDef {
@@ -135,7 +125,8 @@ function toDef(info: ResourceInfo, prefix: string): ResourceDef {
     tracksGeneration: TRACKS_GENERATION.has(info.kind),
     allowCreateOnUpdate: CREATE_ON_UPDATE.has(id),
     ...(fieldLabels ? { fieldLabels: fieldsOf(fieldLabels) } : {}),
-    ...STRATEGIES[id],
+    ...strategies[id],
+    ...DELETION[id],
   };
   if (hasStatus && !strategy.prepareForCreate) {
     // A status subresource means clients set status through it, not on create.

@@ -1,4 +1,10 @@
-import { badRequest, methodNotAllowed, StatusError } from "../../api/status.js";
+import {
+  badRequest,
+  conflict,
+  methodNotAllowed,
+  STALE_OBJECT,
+  StatusError,
+} from "../../api/status.js";
 import {
   parseBody,
   readBody,
@@ -120,19 +126,29 @@ export async function handleResource(
     return handleScale(req, res, info, registry, ctx.decode);
   }
   if (subresource === "finalize" && offers("finalize") && info.verb === "update") {
-    // Only spec.finalizers change through /finalize.
+    // Only spec.finalizers change through /finalize (an ordinary update keeps them); a namespace
+    // being deleted goes once none remain.
     const body = ctx.decode(
       await readBody(req),
       String(req.headers["content-type"] ?? ""),
       expectedKind(registry),
     );
-    const current = await registry.get(ns, info.name);
     const finalizers = (body.spec as { finalizers?: string[] } | undefined)?.finalizers ?? [];
-    current.spec = { ...(current.spec as object), finalizers };
-    if (body.metadata?.resourceVersion)
-      current.metadata!.resourceVersion = body.metadata.resourceVersion;
-    const r = await registry.update(ns, info.name, current, { dryRun: dryRun(query) });
-    return send(req, res, 200, present(req, registry, r.object), n.format);
+    const wanted = body.metadata?.resourceVersion;
+    let updated = await registry.guaranteedUpdate(ns, info.name, (obj) => {
+      if (wanted && wanted !== obj.metadata!.resourceVersion) {
+        throw conflict(registry.gr, info.name, STALE_OBJECT);
+      }
+      obj.spec = { ...(obj.spec as object), finalizers };
+    });
+    if (
+      updated.metadata?.deletionTimestamp &&
+      finalizers.length === 0 &&
+      !updated.metadata.finalizers?.length
+    ) {
+      updated = (await registry.delete(ns, info.name)).object;
+    }
+    return send(req, res, 200, present(req, registry, updated), n.format);
   }
   if (subresource && (subresource !== "status" || !offers("status"))) {
     throw new StatusError(

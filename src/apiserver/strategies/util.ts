@@ -134,7 +134,8 @@ function render(value: unknown): string {
   return JSON.stringify(value);
 }
 
-const sortedKeys = (m: Obj): string[] => Object.keys(m).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+const sortedKeys = (m: Obj): string[] =>
+  Object.keys(m).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 
 /** `map[string]string{"a":"b"}` (nil when missing), keys sorted as fmt sorts them. */
 export function goStringMap(m: unknown): GoValue {
@@ -204,7 +205,11 @@ export function unsupported(field: string, value: unknown, valid: readonly strin
 }
 
 export function duplicate(field: string, value: unknown): FieldError {
-  return { type: "FieldValueDuplicate", field, message: `${field}: Duplicate value: ${render(value)}` };
+  return {
+    type: "FieldValueDuplicate",
+    field,
+    message: `${field}: Duplicate value: ${render(value)}`,
+  };
 }
 
 export function forbidden(field: string, detail: string): FieldError {
@@ -237,14 +242,20 @@ export function tooMany(field: string, actual: number, max: number): FieldError 
 export const IS_NEGATIVE = "must be greater than or equal to 0";
 export const IMMUTABLE = "field is immutable";
 
-export const inclusiveRange = (lo: number, hi: number) => `must be between ${lo} and ${hi}, inclusive`;
+export const inclusiveRange = (lo: number, hi: number) =>
+  `must be between ${lo} and ${hi}, inclusive`;
 
 export function nonNegative(field: string, value: unknown): FieldError[] {
   const n = num(value);
   return n !== undefined && n < 0 ? [invalid(field, n, IS_NEGATIVE)] : [];
 }
 
-export function immutable(field: string, value: unknown, old: unknown, shown?: unknown): FieldError[] {
+export function immutable(
+  field: string,
+  value: unknown,
+  old: unknown,
+  shown?: unknown,
+): FieldError[] {
   return deepEqual(value ?? null, old ?? null) ? [] : [invalid(field, shown ?? value, IMMUTABLE)];
 }
 
@@ -252,7 +263,9 @@ export function immutable(field: string, value: unknown, old: unknown, shown?: u
 export function dnsLabelErrors(value: string): string[] {
   const errs = dns1123LabelErrors(value);
   const subdomainOK = dns1123SubdomainErrors(value).every((m) => m.startsWith("must be no more"));
-  return errs.map((m) => (subdomainOK && !m.startsWith("must be no more") ? "must not contain dots" : m));
+  return errs.map((m) =>
+    subdomainOK && !m.startsWith("must be no more") ? "must not contain dots" : m,
+  );
 }
 
 export function dnsLabel(field: string, value: string): FieldError[] {
@@ -347,7 +360,8 @@ export function validateLabelSelector(field: string, selector: unknown): FieldEr
     }
     errs.push(...qualifiedName(at(p, "key"), str(e.key)));
     values.forEach((v, j) => {
-      for (const m of labelValueErrors(String(v))) errs.push(invalid(idx(at(p, "values"), j), v, m));
+      for (const m of labelValueErrors(String(v)))
+        errs.push(invalid(idx(at(p, "values"), j), v, m));
     });
   }
   return errs;
