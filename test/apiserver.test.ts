@@ -249,6 +249,47 @@ describe("k8ts apiserver with real kubectl", () => {
     assert.match(ok(["apply", "-f", "-"], { input: changed }), /unchanged/);
   });
 
+  test("apply --server-side: creates, re-applies, reports conflicts as upstream, and takes over with --force-conflicts", () => {
+    const yaml = (replicas: number) => `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ssa}
+spec:
+  replicas: ${replicas}
+  selector: {matchLabels: {app: ssa}}
+  template:
+    metadata: {labels: {app: ssa}}
+    spec:
+      containers: [{name: c, image: "nginx:1"}]
+`;
+    assert.match(
+      ok(["apply", "--server-side", "-f", "-"], { input: yaml(2) }),
+      /deployment\.apps\/ssa serverside-applied/,
+    );
+    const d = JSON.parse(ok(["get", "deploy", "ssa", "-o", "json", "--show-managed-fields"])) as {
+      metadata: {
+        managedFields: Array<{ manager: string; operation: string; fieldsType: string }>;
+      };
+    };
+    assert.deepEqual(
+      d.metadata.managedFields.map((m) => [m.manager, m.operation, m.fieldsType]),
+      [["kubectl", "Apply", "FieldsV1"]],
+    );
+    assert.match(
+      ok(["apply", "--server-side", "-f", "-"], { input: yaml(2) }),
+      /serverside-applied/,
+    );
+    ok(["scale", "deploy", "ssa", "--replicas=5"]);
+    const conflict = k(["apply", "--server-side", "-f", "-"], { input: yaml(3) });
+    assert.equal(conflict.code, 1);
+    assert.match(
+      conflict.stderr,
+      /Apply failed with 1 conflict: conflict with "kubectl" with subresource "scale" using apps\/v1: \.spec\.replicas/,
+    );
+    ok(["apply", "--server-side", "--force-conflicts", "-f", "-"], { input: yaml(3) });
+    assert.equal(ok(["get", "deploy", "ssa", "-o", "jsonpath={.spec.replicas}"]), "3");
+    ok(["delete", "deploy", "ssa"]);
+  });
+
   test("get -w prints changes as they happen", async () => {
     const cache = path.join(dir.path, "watch-cache");
     const w = spawn(

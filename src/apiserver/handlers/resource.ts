@@ -21,6 +21,7 @@ import type { KObject } from "../registry/types.js";
 import { applyPatch } from "../patch.js";
 import { toTable, toPartialObjectMetadata } from "../table.js";
 import { handleScale } from "./scale.js";
+import { managerFromUserAgent, serverSideApply } from "../apply/managedfields.js";
 import { strictDecodingMessage, typeNameForKind, unknownFields } from "../../api/schema/index.js";
 
 /** Decodes a request body into an object (JSON, YAML, protobuf). */
@@ -86,6 +87,14 @@ function present(req: Request, registry: Registry, obj: KObject): unknown {
   if (n.as === "Table") return toTable(registry, [obj], {});
   if (n.as === "PartialObjectMetadata") return toPartialObjectMetadata(obj);
   return obj;
+}
+
+/** The field manager of a write: the fieldManager parameter, or one derived from the User-Agent. */
+function fieldManager(req: Request, query: URLSearchParams): string {
+  return (
+    query.get("fieldManager") ??
+    managerFromUserAgent(req.headers["user-agent"] as string | undefined)
+  );
 }
 
 function expectedKind(registry: Registry) {
@@ -217,7 +226,10 @@ export async function handleResource(
       );
       checkKind(obj, registry);
       checkUnknownFields(registry, obj, query, res);
-      const created = await registry.create(ns, obj, { dryRun: dryRun(query) });
+      const created = await registry.create(ns, obj, {
+        dryRun: dryRun(query),
+        manager: fieldManager(req, query),
+      });
       return send(req, res, 201, present(req, registry, created), n.format);
     }
     case "update": {
@@ -228,13 +240,20 @@ export async function handleResource(
       );
       checkKind(obj, registry);
       checkUnknownFields(registry, obj, query, res);
-      const r = await registry.update(ns, info.name, obj, { dryRun: dryRun(query), subresource });
+      const r = await registry.update(ns, info.name, obj, {
+        dryRun: dryRun(query),
+        subresource,
+        manager: fieldManager(req, query),
+      });
       return send(req, res, r.created ? 201 : 200, present(req, registry, r.object), n.format);
     }
     case "patch": {
       const body = await readBody(req);
       const type = mediaType(String(req.headers["content-type"] ?? ""));
       const isDryRun = dryRun(query);
+      if (type === "application/apply-patch+yaml") {
+        return apply(req, res, ns, info.name, body, query, registry, isDryRun, subresource);
+      }
       for (let attempt = 0; ; attempt++) {
         const current = await registry.get(ns, info.name);
         const patched = applyPatch(registry, current, body, type);
@@ -245,6 +264,7 @@ export async function handleResource(
           const r = await registry.update(ns, info.name, patched, {
             dryRun: isDryRun,
             subresource,
+            manager: fieldManager(req, query),
           });
           return send(req, res, 200, present(req, registry, r.object), n.format);
         } catch (err) {
@@ -316,6 +336,54 @@ function gracePeriod(options: Record<string, unknown>, query: URLSearchParams): 
   const n = Number(v);
   if (!Number.isInteger(n)) throw badRequest(`invalid gracePeriodSeconds: ${String(v)}`);
   return Math.max(0, n);
+}
+
+/**
+ * Server-side apply (PATCH with application/apply-patch+yaml): the configuration merged into the
+ * live object with the manager's ownership and conflicts; creates the object when it is absent.
+ */
+async function apply(
+  req: Request,
+  res: Response,
+  ns: string,
+  name: string,
+  body: Buffer,
+  query: URLSearchParams,
+  registry: Registry,
+  isDryRun: boolean,
+  subresource: string,
+): Promise<void> {
+  const n = negotiate(req.headers.accept);
+  const config = parseBody(body, "application/apply-patch+yaml") as KObject;
+  const force = query.get("force") === "true";
+  const manager = query.get("fieldManager") ?? "";
+  for (let attempt = 0; ; attempt++) {
+    let live: KObject | undefined;
+    try {
+      live = await registry.get(ns, name);
+    } catch (err) {
+      if (!(err instanceof StatusError && err.reason === "NotFound")) throw err;
+    }
+    const ctx = { ...registry.managed(manager, subresource || undefined), force };
+    const merged = serverSideApply(live, config, ctx);
+    merged.metadata ??= {};
+    if (!live) {
+      merged.metadata.name ??= name;
+      const created = await registry.create(ns, merged, { dryRun: isDryRun });
+      return send(req, res, 201, present(req, registry, created), n.format);
+    }
+    merged.metadata.resourceVersion = live.metadata!.resourceVersion;
+    try {
+      const r = await registry.update(ns, name, merged, { dryRun: isDryRun, subresource });
+      return send(req, res, 200, present(req, registry, r.object), n.format);
+    } catch (err) {
+      const ownership =
+        err instanceof StatusError &&
+        err.details?.causes?.some((c) => c.reason === "FieldManagerConflict");
+      if (!(err instanceof StatusError && err.reason === "Conflict" && !ownership && attempt < 5))
+        throw err;
+    }
+  }
 }
 
 /** Upstream's default watch length when the client sets none: a random time in [30m, 60m). */

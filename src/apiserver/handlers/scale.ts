@@ -1,6 +1,7 @@
 import { badRequest, StatusError } from "../../api/status.js";
 import { readBody, send, negotiate, mediaType, type Request, type Response } from "../http.js";
 import { applyPatch } from "../patch.js";
+import { managerFromUserAgent } from "../apply/managedfields.js";
 import type { RequestInfo } from "../request-info.js";
 import type { Registry } from "../registry/store.js";
 import type { KObject } from "../registry/types.js";
@@ -103,7 +104,11 @@ export async function handleScale(
     }
     (obj.spec as { replicas?: number }).replicas = replicas;
     try {
-      const r = await registry.update(ns, info.name, obj);
+      const query = new URL(req.url ?? "/", "https://apiserver").searchParams;
+      const manager =
+        query.get("fieldManager") ??
+        managerFromUserAgent(req.headers["user-agent"] as string | undefined);
+      const r = await registry.update(ns, info.name, obj, { manager, managedSubresource: "scale" });
       return send(req, res, 200, toScale(r.object), n.format);
     } catch (err) {
       const retry =

@@ -21,7 +21,9 @@ import {
   type Selector,
 } from "../../api/selectors.js";
 import { validateObjectMeta } from "../validation/objectmeta.js";
-import type { KObject, ResourceDef } from "./types.js";
+import { trackUpdate, type ManagedContext } from "../apply/managedfields.js";
+import { typeNameForKind } from "../../api/schema/index.js";
+import type { KObject, ResourceDef, ServerObjectMeta } from "./types.js";
 
 /** Characters of generated name suffixes (upstream's SimpleNameGenerator). */
 const NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789";
@@ -129,6 +131,17 @@ export class Registry {
     return { lease: this.lease.id };
   }
 
+  /** The context managedFields are recorded in for a manager's write. */
+  managed(manager: string, subresource?: string): ManagedContext {
+    const { group, version, kind } = this.def;
+    return {
+      typeName: typeNameForKind({ group, version, kind }) ?? `${group}.${version}.${kind}`,
+      apiVersion: this.apiVersion,
+      manager,
+      ...(subresource ? { subresource } : {}),
+    };
+  }
+
   get apiVersion(): string {
     return this.def.group ? `${this.def.group}/${this.def.version}` : this.def.version;
   }
@@ -212,7 +225,11 @@ export class Registry {
     }
   }
 
-  async create(namespace: string, obj: KObject, opts: { dryRun?: boolean } = {}): Promise<KObject> {
+  async create(
+    namespace: string,
+    obj: KObject,
+    opts: { dryRun?: boolean; manager?: string } = {},
+  ): Promise<KObject> {
     this.admitNew(obj, namespace);
     const meta = obj.metadata!;
     if (!meta.name && meta.generateName) {
@@ -229,6 +246,9 @@ export class Registry {
     else delete meta.generation;
     this.def.strategy.prepareForCreate?.(obj);
     this.validate(obj);
+    if (opts.manager !== undefined) {
+      setManagedFields(meta, trackUpdate(undefined, obj, this.managed(opts.manager)));
+    }
     const allocation = this.def.allocator?.allocate(obj);
     if (opts.dryRun) {
       allocation?.undo();
@@ -391,7 +411,12 @@ export class Registry {
     namespace: string,
     name: string,
     obj: KObject,
-    opts: { dryRun?: boolean; subresource?: string } = {},
+    opts: {
+      dryRun?: boolean;
+      subresource?: string;
+      manager?: string;
+      managedSubresource?: string;
+    } = {},
   ): Promise<{ object: KObject; created: boolean }> {
     this.admitNew(obj, namespace);
     const meta = obj.metadata!;
@@ -453,6 +478,10 @@ export class Registry {
       }
     }
     this.validate(obj, old);
+    if (opts.manager !== undefined) {
+      const ctx = this.managed(opts.manager, opts.managedSubresource ?? opts.subresource);
+      setManagedFields(meta, trackUpdate(old, obj, ctx));
+    }
     const allocation = opts.subresource ? undefined : this.def.allocator?.allocate(obj, old);
     if (opts.dryRun) {
       allocation?.undo();
@@ -704,6 +733,13 @@ export class Registry {
     if (prevMatched) return { type: "DELETED", object: obj };
     return undefined;
   }
+}
+
+/** Takes the managedFields of a tracked copy into the object's own metadata (kept by reference elsewhere). */
+function setManagedFields(meta: ServerObjectMeta, tracked: KObject): void {
+  const managed = tracked.metadata?.managedFields;
+  if (managed === undefined) delete meta.managedFields;
+  else meta.managedFields = managed;
 }
 
 function withoutMetaAndStatus(obj: KObject): Record<string, unknown> {
