@@ -75,7 +75,6 @@ export interface Negotiated {
   format: "json" | "yaml";
   /** `as=Table` or `as=PartialObjectMetadata(List)` when asked for, in meta.k8s.io/v1. */
   as?: "Table" | "PartialObjectMetadata" | "PartialObjectMetadataList";
-  /** `includeObject` for Tables: None, Metadata (default) or Object. */
 }
 
 export function negotiate(accept: string | undefined): Negotiated {

@@ -23,21 +23,6 @@ const NOT_STORED = new Set([
   "authorization.k8s.io/selfsubjectrulesreviews",
 ]);
 
-/** Kinds whose metadata.generation counts changes of their desired state. */
-const TRACKS_GENERATION = new Set([
-  "Deployment",
-  "ReplicaSet",
-  "StatefulSet",
-  "DaemonSet",
-  "ReplicationController",
-  "Job",
-  "CronJob",
-  "HorizontalPodAutoscaler",
-  "PodDisruptionBudget",
-  "Ingress",
-  "NetworkPolicy",
-]);
-
 /** Resources for which PUT of a missing object creates it, as upstream allows. */
 const CREATE_ON_UPDATE = new Set([
   "/endpoints",
@@ -122,7 +107,6 @@ function toDef(info: ResourceInfo, prefix: string): ResourceDef {
   const fieldLabels = FIELD_LABELS[id];
   const hasStatus = info.subresources.some((s) => s.subresource === "status");
   const strategy: Strategy = {
-    tracksGeneration: TRACKS_GENERATION.has(info.kind),
     allowCreateOnUpdate: CREATE_ON_UPDATE.has(id),
     ...(fieldLabels ? { fieldLabels: fieldsOf(fieldLabels) } : {}),
     ...strategies[id],

@@ -9,7 +9,6 @@ import {
   parseBody,
   readBody,
   send,
-  sendStatus,
   negotiate,
   mediaType,
   type Request,
@@ -474,5 +473,3 @@ async function watch(
     out.end();
   }
 }
-
-export { sendStatus };
