@@ -9,7 +9,7 @@ import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { requestOnce } from "./client.js";
-import { freePort } from "./sys.js";
+import { freePort, freePorts } from "../../src/testing/net.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** dist/bench/apiserver -> the checkout's bin/k8ts. */
@@ -124,8 +124,7 @@ async function httpStatus(port: number, urlPath: string): Promise<number> {
 export async function startAPIServer(dir: string, nodeArgs: string[] = []): Promise<ServerProc> {
   if (stopping) throw new Error("interrupted");
   fs.mkdirSync(dir, { recursive: true });
-  const securePort = await freePort();
-  const port = await freePort();
+  const [securePort, port] = (await freePorts(2)) as [number, number];
   const t0 = performance.now();
   const child = spawn(
     process.execPath,

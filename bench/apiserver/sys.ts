@@ -1,19 +1,6 @@
-/** Facts about processes from /proc, and free loopback ports. */
+/** Facts about processes from /proc. */
 import fs from "node:fs";
-import { createServer } from "node:net";
 import { performance } from "node:perf_hooks";
-
-/** A port that was free a moment ago on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** USER_HZ: 100 on every Linux architecture Node runs on. */
 const CLOCK_TICKS_PER_SECOND = 100;

@@ -7,15 +7,14 @@
  * away, and an exit hook kills the remaining members and removes their temporary directories.
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import https from "node:https";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { freePorts } from "./net.js";
 
 const ETCD_BINARY = process.env.K8TS_ETCD_BINARY ?? "/usr/bin/etcd";
 const STARTUP_TIMEOUT_MS = 30_000;
@@ -310,22 +309,6 @@ class EtcdMember implements EtcdServer {
     if (this.child) await this.kill();
     await this.spawn();
     await this.waitHealthy();
-  }
-}
-
-/** Free TCP ports on 127.0.0.1 (bound to port 0 together, then released). */
-export async function freePorts(n: number): Promise<number[]> {
-  const servers: net.Server[] = [];
-  try {
-    for (let i = 0; i < n; i++) {
-      const server = net.createServer();
-      servers.push(server);
-      server.listen(0, "127.0.0.1");
-      await once(server, "listening");
-    }
-    return servers.map((s) => (s.address() as net.AddressInfo).port);
-  } finally {
-    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
   }
 }
 

@@ -3,23 +3,14 @@ import fs from "node:fs";
 import path from "node:path";
 import https from "node:https";
 import { fileURLToPath } from "node:url";
-import { createServer } from "node:net";
+import { freePort } from "../../src/testing/net.js";
+
+export { freePort };
 
 export const k8tsBin = path.resolve(
   path.dirname(fileURLToPath(import.meta.url)),
   "../../../bin/k8ts",
 );
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** A `k8ts apiserver` child process on loopback ports with its own data and cert dirs. */
 export class TestAPIServer {
