@@ -13,7 +13,7 @@ import net from "node:net";
 import { performance } from "node:perf_hooks";
 import tls from "node:tls";
 import { Samples, type Summary } from "../lib/stats.js";
-import { cpuWindow, type CpuUse } from "./sys.js";
+import { cpuWindow, type CpuUse } from "../lib/sys.js";
 
 /** Where a client connects: loopback host and port, TLS with the server's CA when given. */
 export interface Target {

@@ -25,8 +25,10 @@ import {
   formatMs,
   formatNumber,
   formatRatio,
+  printGoals,
   printTable,
   type Cell,
+  type Goal,
   type Summary,
 } from "../lib/stats.js";
 import { closedLoop, h1Request, openConns, type ThroughputResult } from "./client.js";
@@ -39,7 +41,7 @@ import {
   stopAll,
   type ServerProc,
 } from "./procs.js";
-import { processMemory, type CpuUse } from "./sys.js";
+import { processMemory, type CpuUse } from "../lib/sys.js";
 import {
   configMapBody,
   loadObjects,
@@ -398,14 +400,6 @@ async function run(cfg: Config, root: string, results: Results): Promise<void> {
 
 // Report
 
-interface Goal {
-  goal: string;
-  target: string;
-  measured: string;
-  value?: number;
-  pass?: boolean;
-}
-
 const TRANSPORT_LABEL: Record<Transport, string> = {
   http1: "HTTP/1.1 plain",
   "http1-tls": "HTTP/1.1 TLS",
@@ -613,15 +607,7 @@ function printReport(cfg: Config, env: Env, r: Results, goalList: Goal[]): void 
     for (const e of errors) console.log(`  ${e}`);
   }
   console.log("");
-  printTable(
-    goalList.map((g) => ({
-      goal: g.goal,
-      target: g.target,
-      measured: g.measured,
-      result: g.pass === undefined ? "n/a" : g.pass ? "PASS" : "FAIL",
-    })),
-    { leftAlign: ["goal", "target", "measured", "result"] },
-  );
+  printGoals(goalList);
   if (r.profiles.length > 0) {
     console.log("");
     console.log("CPU profiles (node dist/bench/apiserver/profile.js FILE):");

@@ -20,7 +20,7 @@ import {
 } from "./client.js";
 import { configMapJson, podJson, SEQ_ANNOTATION } from "./objects.js";
 import type { ServerProc } from "./procs.js";
-import { cpuWindow, type CpuUse } from "./sys.js";
+import { cpuWindow, type CpuUse } from "../lib/sys.js";
 
 export type Transport = "http1" | "http1-tls" | "http2-tls";
 

@@ -188,3 +188,25 @@ export function printTable(rows: Array<Record<string, Cell>>, opts: TableOptions
   const print = opts.out ?? ((l: string) => console.log(l));
   for (const l of formatTable(rows, opts).split("\n")) print(l);
 }
+
+/** A benchmark goal and how the run did against it. */
+export interface Goal {
+  goal: string;
+  target: string;
+  measured: string;
+  value?: number;
+  pass?: boolean;
+}
+
+/** Prints the goal table: PASS, FAIL, or n/a for goals a run did not measure. */
+export function printGoals(goals: Goal[]): void {
+  printTable(
+    goals.map((g) => ({
+      goal: g.goal,
+      target: g.target,
+      measured: g.measured,
+      result: g.pass === undefined ? "n/a" : g.pass ? "PASS" : "FAIL",
+    })),
+    { leftAlign: ["goal", "target", "measured", "result"] },
+  );
+}

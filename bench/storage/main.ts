@@ -23,10 +23,13 @@ import {
   formatMs,
   formatNumber,
   formatRatio,
+  printGoals,
   printTable,
   type Cell,
+  type Goal,
   type Summary,
 } from "../lib/stats.js";
+import { processCpuMs } from "../lib/sys.js";
 import { runFloor, sqliteVersion, type FloorResult } from "./floor.js";
 import {
   collectGarbage,
@@ -297,22 +300,6 @@ function log(message: string): void {
   process.stderr.write(`[bench:storage ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
 }
 
-/** CPU time (user + system) of a process in ms, from /proc; undefined where unavailable. */
-function processCpuMs(pid: number): number | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    // Fields after the command name (which may contain spaces) in parentheses.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const ticks = Number(fields[11]) + Number(fields[12]);
-    return Number.isFinite(ticks) ? (ticks * 1000) / CLOCK_TICKS_PER_SECOND : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** USER_HZ: 100 on every Linux architecture Node runs on. */
-const CLOCK_TICKS_PER_SECOND = 100;
-
 async function phase<T>(
   results: BackendResults,
   name: string,
@@ -507,14 +494,6 @@ async function withStore(
 
 function ratio(a: number | undefined, b: number | undefined): number | undefined {
   return a !== undefined && b !== undefined && b > 0 ? a / b : undefined;
-}
-
-interface Goal {
-  goal: string;
-  target: string;
-  measured: string;
-  value?: number;
-  pass?: boolean;
 }
 
 function goals(
@@ -732,15 +711,7 @@ function printReport(
     for (const err of errors) console.log(`  ${err}`);
   }
   console.log("");
-  printTable(
-    goalList.map((g) => ({
-      goal: g.goal,
-      target: g.target,
-      measured: g.measured,
-      result: g.pass === undefined ? "n/a" : g.pass ? "PASS" : "FAIL",
-    })),
-    { leftAlign: ["goal", "target", "measured", "result"] },
-  );
+  printGoals(goalList);
   console.log("");
 }
 
