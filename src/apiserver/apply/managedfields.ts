@@ -26,6 +26,7 @@
 import type { ManagedFieldsEntry } from "kubernetes-types/meta/v1.js";
 import { badRequest, invalid, required, StatusError } from "../../api/status.js";
 import type { KObject, ServerObjectMeta } from "../registry/types.js";
+import { formatTime } from "../../api/time.js";
 import {
   applyConfiguration,
   ApplyConflicts,
@@ -421,9 +422,6 @@ function seconds(t: string | undefined): number {
 }
 
 /** RFC 3339 in UTC, whole seconds (metav1.Time). */
-export function formatTime(d: Date): string {
-  return d.toISOString().replace(/\.\d+Z$/, "Z");
-}
 
 function normalizeTime(t: string): string {
   const ms = Date.parse(t);

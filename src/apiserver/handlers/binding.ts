@@ -8,6 +8,7 @@ import {
 } from "../../api/status.js";
 import { readBody, send, type Request, type Response } from "../http.js";
 import type { Registry } from "../registry/store.js";
+import { formatTime } from "../../api/time.js";
 import type { KObject } from "../registry/types.js";
 import type { BodyDecoder } from "./resource.js";
 
@@ -89,7 +90,7 @@ export async function handleBinding(
     const status = (obj.status ??= {}) as { conditions?: PodCondition[] };
     const conditions = (status.conditions ??= []);
     const scheduled = conditions.find((c) => c.type === "PodScheduled");
-    const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+    const now = formatTime();
     if (scheduled) {
       if (scheduled.status !== "True") scheduled.lastTransitionTime = now;
       scheduled.status = "True";

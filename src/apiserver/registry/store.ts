@@ -21,6 +21,7 @@ import {
   type Selector,
 } from "../../api/selectors.js";
 import { validateObjectMeta } from "../validation/objectmeta.js";
+import { formatTime } from "../../api/time.js";
 import { trackUpdate, type ManagedContext } from "../apply/managedfields.js";
 import { typeNameForKind } from "../../api/schema/index.js";
 import type { KObject, ResourceDef, ServerObjectMeta } from "./types.js";
@@ -88,10 +89,6 @@ function parseRV(rv: string | undefined, what = "resourceVersion"): number | und
   if (rv === undefined || rv === "") return undefined;
   if (!/^\d+$/.test(rv)) throw badRequest(`invalid ${what}: ${rv}`);
   return Number(rv);
-}
-
-export function now(): string {
-  return new Date().toISOString().replace(/\.\d+Z$/, "Z");
 }
 
 /**
@@ -241,7 +238,7 @@ export class Registry {
     delete meta.deletionTimestamp;
     delete meta.deletionGracePeriodSeconds;
     meta.uid = randomUUID();
-    meta.creationTimestamp = now();
+    meta.creationTimestamp = formatTime();
     if (this.def.strategy.tracksGeneration) meta.generation = 1;
     else delete meta.generation;
     this.def.strategy.prepareForCreate?.(obj);
@@ -601,7 +598,7 @@ export class Registry {
             grace < meta.deletionGracePeriodSeconds;
           if (!meta.deletionTimestamp || shorter) {
             const at = new Date(Date.now() + (graceful ? grace * 1000 : 0));
-            meta.deletionTimestamp = at.toISOString().replace(/\.\d+Z$/, "Z");
+            meta.deletionTimestamp = formatTime(at);
             meta.deletionGracePeriodSeconds = graceful ? grace : 0;
             if (strategy.tracksGeneration) meta.generation = (meta.generation ?? 1) + 1;
             strategy.prepareForDeletion?.(obj);
