@@ -3,6 +3,7 @@ import path from "node:path";
 import { defineCommand } from "../cli/command.js";
 import { flag } from "../cli/flags.js";
 import { apiserverFlags, runAPIServer } from "../apiserver/command.js";
+import { kubeconfigYaml } from "../client/kubeconfig.js";
 
 const DEFAULT_DATA_DIR = "/var/lib/k8ts/server";
 
@@ -21,27 +22,6 @@ const flags = {
   ),
 };
 
-function kubeconfigFor(url: string, caFile: string): string {
-  return [
-    "apiVersion: v1",
-    "kind: Config",
-    "clusters:",
-    "- name: k8ts",
-    "  cluster:",
-    `    server: ${url}`,
-    `    certificate-authority: ${caFile}`,
-    "users:",
-    "- name: admin",
-    // Authentication is not enforced yet; the token only keeps kubectl from prompting.
-    "  user: {token: admin}",
-    "contexts:",
-    "- name: k8ts",
-    "  context: {cluster: k8ts, user: admin}",
-    "current-context: k8ts",
-    "",
-  ].join("\n");
-}
-
 /**
  * The all-in-one control plane (k3s server): the same components a user can start one by one,
  * composed in one process. Today that is the API server on the embedded store (or etcd with
@@ -57,7 +37,14 @@ export const serverCommand = defineCommand({
     return runAPIServer({ ...f, "cert-dir": f["cert-dir"] ?? path.join(dataDir, "tls") }, signal, {
       onReady({ url, caFile }) {
         fs.mkdirSync(path.dirname(kubeconfig), { recursive: true });
-        fs.writeFileSync(kubeconfig, kubeconfigFor(url, path.resolve(caFile)), { mode: 0o600 });
+        // Authentication is not enforced yet; the token only keeps kubectl from prompting.
+        const yaml = kubeconfigYaml({
+          server: url,
+          caFile: path.resolve(caFile),
+          user: "admin",
+          token: "admin",
+        });
+        fs.writeFileSync(kubeconfig, yaml, { mode: 0o600 });
         process.stderr.write(
           `k8ts server: ready; kubectl --kubeconfig ${kubeconfig} get namespaces\n`,
         );

@@ -4,6 +4,7 @@ import path from "node:path";
 import https from "node:https";
 import { fileURLToPath } from "node:url";
 import { freePort } from "../../src/testing/net.js";
+import { kubeconfigYaml } from "../../src/client/kubeconfig.js";
 
 export { freePort };
 
@@ -122,23 +123,12 @@ export class TestAPIServer {
   writeKubeconfig(file: string): string {
     fs.writeFileSync(
       file,
-      [
-        "apiVersion: v1",
-        "kind: Config",
-        "clusters:",
-        "- name: k8ts",
-        "  cluster:",
-        `    server: ${this.url}`,
-        `    certificate-authority: ${this.caFile}`,
-        "users:",
-        "- name: anonymous",
-        "  user: {token: not-checked-yet}",
-        "contexts:",
-        "- name: k8ts",
-        "  context: {cluster: k8ts, user: anonymous}",
-        "current-context: k8ts",
-        "",
-      ].join("\n"),
+      kubeconfigYaml({
+        server: this.url,
+        caFile: this.caFile,
+        user: "anonymous",
+        token: "not-checked-yet",
+      }),
     );
     return file;
   }
