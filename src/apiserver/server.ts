@@ -173,6 +173,7 @@ export class APIServer {
   async stop(): Promise<void> {
     this.ready = false;
     this.shutdown.abort();
+    for (const registry of this.registries.values()) registry.close();
     await Promise.all(
       this.servers.map(
         (s) =>

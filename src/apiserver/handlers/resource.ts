@@ -9,13 +9,15 @@ import {
   parseBody,
   readBody,
   send,
+  sendRaw,
   negotiate,
   mediaType,
   type Request,
   type Response,
 } from "../http.js";
 import type { RequestInfo } from "../request-info.js";
-import type { Registry, ObjectWatchEvent } from "../registry/store.js";
+import type { Registry, WatchSink } from "../registry/store.js";
+import type { CachedObject } from "../registry/cache.js";
 import type { KObject } from "../registry/types.js";
 import { applyPatch } from "../patch.js";
 import { toTable, toPartialObjectMetadata } from "../table.js";
@@ -65,6 +67,10 @@ export interface ResourceContext {
   registry: Registry;
   decode: BodyDecoder;
 }
+
+const COMMA = Buffer.from(",");
+const LIST_END = Buffer.from("]}");
+const NO_CACHE = { "cache-control": "no-cache, private" };
 
 function boolParam(q: URLSearchParams, name: string): boolean | undefined {
   const v = q.get(name);
@@ -172,7 +178,7 @@ export async function handleResource(
     }
     case "list": {
       const limit = query.get("limit");
-      const list = await registry.list(ns, {
+      const list = await registry.listObjects(ns, {
         labelSelector: query.get("labelSelector") ?? undefined,
         fieldSelector: query.get("fieldSelector") ?? undefined,
         limit: limit ? Number(limit) : undefined,
@@ -184,8 +190,10 @@ export async function handleResource(
       if (list.continue) metadata.continue = list.continue;
       if (list.remainingItemCount !== undefined)
         metadata.remainingItemCount = list.remainingItemCount;
-      if (n.as === "Table")
-        return send(req, res, 200, toTable(registry, list.items, metadata), n.format);
+      if (n.as === "Table") {
+        const items = list.items.map((o) => o.object());
+        return send(req, res, 200, toTable(registry, items, metadata), n.format);
+      }
       if (n.as === "PartialObjectMetadataList" || n.as === "PartialObjectMetadata") {
         return send(
           req,
@@ -195,23 +203,23 @@ export async function handleResource(
             kind: "PartialObjectMetadataList",
             apiVersion: "meta.k8s.io/v1",
             metadata,
-            items: list.items.map(toPartialObjectMetadata),
+            items: list.items.map((o) => toPartialObjectMetadata(o.object())),
           },
           n.format,
         );
       }
-      return send(
-        req,
-        res,
-        200,
-        {
-          kind: registry.def.listKind,
-          apiVersion: registry.apiVersion,
-          metadata,
-          items: list.items,
-        },
-        n.format,
-      );
+      const head = { kind: registry.def.listKind, apiVersion: registry.apiVersion, metadata };
+      if (n.format === "yaml") {
+        return send(req, res, 200, { ...head, items: list.items.map((o) => o.object()) }, "yaml");
+      }
+      // The items as they are encoded in the cache, between the list's own fields.
+      const parts: Buffer[] = [Buffer.from(JSON.stringify(head).slice(0, -1) + ',"items":[')];
+      list.items.forEach((o, i) => {
+        if (i > 0) parts.push(COMMA);
+        parts.push(o.json());
+      });
+      parts.push(LIST_END);
+      return sendRaw(req, res, 200, "application/json", Buffer.concat(parts), NO_CACHE);
     }
     case "watch":
       return watch(req, res, ns, query, registry, signal);
@@ -390,6 +398,9 @@ function defaultWatchTimeoutMs(): number {
   return (1800 + Math.floor(Math.random() * 1800)) * 1000;
 }
 
+/** A watch stream that writes more than this without the client reading is ended (a slow client). */
+const MAX_WATCH_BACKLOG_BYTES = 64 * 1024 * 1024;
+
 async function watch(
   req: Request,
   res: Response,
@@ -399,77 +410,98 @@ async function watch(
   signal: AbortSignal,
 ): Promise<void> {
   const n = negotiate(req.headers.accept);
+  const out = res as import("node:http").ServerResponse;
   const timeoutSeconds = query.get("timeoutSeconds");
   const controller = new AbortController();
-  const stop = () => controller.abort();
+  let finished!: () => void;
+  const done = new Promise<void>((resolve) => (finished = resolve));
+  let started = false;
+  let ended = false;
+  const start = () => {
+    if (started) return;
+    started = true;
+    out.writeHead(200, {
+      "content-type": n.format === "yaml" ? "application/yaml" : "application/json",
+      "cache-control": "no-cache, private",
+    });
+  };
+  const stop = () => {
+    if (ended) return;
+    ended = true;
+    controller.abort();
+    finished();
+  };
+  let columnsSent = false;
+  const encode = (type: string, object: CachedObject): Buffer => {
+    if (n.as === "Table") {
+      // Like upstream, only the first event's Table carries the column definitions.
+      const table = toTable(registry, [object.object()], {}, columnsSent);
+      columnsSent = true;
+      return Buffer.from(JSON.stringify({ type, object: table }) + "\n");
+    }
+    if (n.as === "PartialObjectMetadata" || n.as === "PartialObjectMetadataList") {
+      const meta = toPartialObjectMetadata(object.object());
+      return Buffer.from(JSON.stringify({ type, object: meta }) + "\n");
+    }
+    return object.eventLine(type);
+  };
+  const write = (chunk: Buffer) => {
+    if (ended) return;
+    start();
+    out.write(chunk);
+    if (out.writableLength > MAX_WATCH_BACKLOG_BYTES) stop();
+  };
+  const sink: WatchSink = {
+    events(batch) {
+      if (ended) return;
+      if (batch.length === 1) return write(encode(batch[0]!.type, batch[0]!.object));
+      write(Buffer.concat(batch.map((e) => encode(e.type, e.object))));
+    },
+    bookmark(revision, initialEventsEnd) {
+      const object = registry.bookmark(String(revision), initialEventsEnd);
+      write(Buffer.from(JSON.stringify({ type: "BOOKMARK", object }) + "\n"));
+    },
+    error(status) {
+      write(Buffer.from(JSON.stringify({ type: "ERROR", object: status }) + "\n"));
+      stop();
+    },
+    end: stop,
+  };
   signal.addEventListener("abort", stop);
   req.on("close", stop);
   const timer = setTimeout(
     stop,
     timeoutSeconds ? Number(timeoutSeconds) * 1000 : defaultWatchTimeoutMs(),
   );
-  const events = registry.watch(
-    ns,
-    {
-      labelSelector: query.get("labelSelector") ?? undefined,
-      fieldSelector: query.get("fieldSelector") ?? undefined,
-      resourceVersion: query.get("resourceVersion") ?? undefined,
-      resourceVersionMatch: query.get("resourceVersionMatch") ?? undefined,
-      sendInitialEvents: boolParam(query, "sendInitialEvents"),
-      allowWatchBookmarks: boolParam(query, "allowWatchBookmarks"),
-    },
-    controller.signal,
-  );
-  const iterator = events[Symbol.asyncIterator]();
-  // Errors before the stream starts (a bad selector, a storage failure) are HTTP errors; the
-  // stream starts once the first event is in or a moment has passed without one.
-  let pending = iterator.next();
-  let first: IteratorResult<ObjectWatchEvent> | undefined;
   try {
-    first = await Promise.race([
-      pending,
-      new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 50)),
-    ]);
-  } catch (err) {
-    clearTimeout(timer);
-    signal.removeEventListener("abort", stop);
-    throw err;
-  }
-  (res as import("node:http").ServerResponse).writeHead(200, {
-    "content-type": n.format === "yaml" ? "application/yaml" : "application/json",
-    "cache-control": "no-cache, private",
-  });
-  const out = res as import("node:http").ServerResponse;
-  // Clients wait for the response headers before they count the watch as started.
-  out.flushHeaders();
-  let columnsSent = false;
-  const write = (e: ObjectWatchEvent) => {
-    let object: unknown = e.object;
-    if (n.as === "Table" && e.type !== "ERROR" && e.type !== "BOOKMARK") {
-      // Like upstream, only the first event's Table carries the column definitions.
-      object = toTable(registry, [e.object], {}, columnsSent);
-      columnsSent = true;
+    // Errors before the stream starts (a bad selector, a resourceVersion too large) are HTTP
+    // errors; after that they are ERROR events.
+    await registry.watch(
+      ns,
+      {
+        labelSelector: query.get("labelSelector") ?? undefined,
+        fieldSelector: query.get("fieldSelector") ?? undefined,
+        resourceVersion: query.get("resourceVersion") ?? undefined,
+        resourceVersionMatch: query.get("resourceVersionMatch") ?? undefined,
+        sendInitialEvents: boolParam(query, "sendInitialEvents"),
+        allowWatchBookmarks: boolParam(query, "allowWatchBookmarks"),
+      },
+      sink,
+      controller.signal,
+    );
+    if (!ended) {
+      start();
+      // Clients wait for the response headers before they count the watch as started.
+      out.flushHeaders();
     }
-    out.write(JSON.stringify({ type: e.type, object }) + "\n");
-  };
-  try {
-    let next = first ?? (await pending);
-    while (!next.done && !controller.signal.aborted) {
-      write(next.value);
-      pending = iterator.next();
-      next = await pending;
-    }
+    await done;
   } catch (err) {
-    const status =
-      err instanceof StatusError
-        ? err.toStatus()
-        : new StatusError(500, "InternalError", String(err)).toStatus();
-    write({ type: "ERROR", object: status as unknown as KObject });
+    stop();
+    if (!started) throw err;
   } finally {
     clearTimeout(timer);
     signal.removeEventListener("abort", stop);
-    controller.abort();
-    await iterator.return?.();
-    out.end();
+    req.off("close", stop);
+    if (started) out.end();
   }
 }

@@ -25,6 +25,14 @@ import { formatTime } from "../../api/time.js";
 import { trackUpdate, type ManagedContext } from "../apply/managedfields.js";
 import { typeNameForKind } from "../../api/schema/index.js";
 import type { KObject, ResourceDef, ServerObjectMeta } from "./types.js";
+import {
+  CachedObject,
+  TooLargeResourceVersion,
+  WatchCache,
+  type CacheWatchSink,
+  type ObjectCodec,
+  type WatchEventType as CacheEventType,
+} from "./cache.js";
 
 /** Characters of generated name suffixes (upstream's SimpleNameGenerator). */
 const NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789";
@@ -48,11 +56,25 @@ export interface ListResult {
   remainingItemCount?: number;
 }
 
+/** A list as served: objects as stored bytes, encoded or decoded as the response needs. */
+export interface ObjectList {
+  items: CachedObject[];
+  resourceVersion: string;
+  continue?: string;
+  remainingItemCount?: number;
+}
+
 export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
 
 export interface ObjectWatchEvent {
   type: WatchEventType;
   object: KObject;
+}
+
+/** Where a watch delivers (see CacheWatchSink), plus the ERROR event that ends a watch. */
+export interface WatchSink extends CacheWatchSink {
+  bookmark(revision: number, initialEventsEnd?: boolean): void;
+  error(status: KObject): void;
 }
 
 export interface WatchOptions {
@@ -101,6 +123,16 @@ export class Registry {
   readonly gr: GroupResource;
   /** The lease objects of a TTL'd resource are attached to, reused while it is fresh. */
   private lease: { id: number; grantedAt: number; uses: number } | undefined;
+  private watchCache: WatchCache | undefined;
+  /** Stored bytes to served forms, for the cache and storage reads alike. */
+  readonly codec: ObjectCodec = {
+    decode: (raw, revision) => this.decode(raw, revision),
+    json: (raw, revision) => withResourceVersion(raw, revision, this.decode.bind(this)),
+    attributes: (obj) => ({
+      labels: obj.metadata?.labels as Record<string, string> | undefined,
+      fields: this.fields(obj),
+    }),
+  };
 
   constructor(
     readonly def: ResourceDef,
@@ -165,12 +197,19 @@ export class Registry {
     return obj;
   }
 
+  /**
+   * The stored form: JSON without metadata.resourceVersion (the storage revision is the
+   * resourceVersion), with apiVersion, kind and metadata first, so that serving it only means
+   * putting the resourceVersion into the bytes (see withResourceVersion).
+   */
   private encode(obj: KObject): Buffer {
-    const rv = obj.metadata?.resourceVersion;
-    if (obj.metadata) delete obj.metadata.resourceVersion;
-    const bytes = Buffer.from(JSON.stringify(obj));
-    if (obj.metadata && rv !== undefined) obj.metadata.resourceVersion = rv;
-    return bytes;
+    const { apiVersion, kind, metadata, ...rest } = obj;
+    let meta = metadata;
+    if (meta && meta.resourceVersion !== undefined) {
+      const { resourceVersion: _rv, ...others } = meta;
+      meta = others;
+    }
+    return Buffer.from(JSON.stringify({ apiVersion, kind, metadata: meta ?? {}, ...rest }));
   }
 
   /** Maps storage failures to API errors; anything else passes through. */
@@ -288,7 +327,11 @@ export class Registry {
     return Object.assign(f, this.def.strategy.fieldLabels?.(obj));
   }
 
-  private selectors(labelSelector?: string, fieldSelector?: string): (obj: KObject) => boolean {
+  /** Whether an object passes a label and a field selector; undefined when both are empty. */
+  private selectors(
+    labelSelector?: string,
+    fieldSelector?: string,
+  ): ((obj: CachedObject) => boolean) | undefined {
     let labels: Selector | undefined;
     let fields: Selector | undefined;
     try {
@@ -307,46 +350,94 @@ export class Registry {
         }
       }
     }
-    if ((!labels || labels.empty) && (!fields || fields.empty)) return () => true;
-    return (obj) =>
-      (!labels || labels.matches(obj.metadata?.labels as Record<string, string> | undefined)) &&
-      (!fields || fields.matches(this.fields(obj)));
+    if ((!labels || labels.empty) && (!fields || fields.empty)) return undefined;
+    return (obj) => {
+      const a = obj.attributes();
+      return (!labels || labels.matches(a.labels)) && (!fields || fields.matches(a.fields));
+    };
   }
 
+  /** The watch cache of this resource, started on first use. */
+  cache(): WatchCache {
+    return (this.watchCache ??= new WatchCache(this.store, `${this.def.keyPrefix}/`, this.codec));
+  }
+
+  /** Stops the watch cache (the server is stopping). */
+  close(): void {
+    this.watchCache?.stop();
+  }
+
+  /** Objects, decoded: for the server's own use. */
   async list(namespace: string, opts: ListOptions = {}): Promise<ListResult> {
+    const r = await this.listObjects(namespace, opts);
+    return { ...r, items: r.items.map((o) => o.object()) };
+  }
+
+  /**
+   * Lists as upstream's cacher does: from the watch cache, once it has caught up with storage
+   * (resourceVersion unset: everything committed so far; "N": at least N; "0": whatever it
+   * holds, and the limit is ignored as upstream's cache ignores it); from storage for an exact
+   * resourceVersion and for the pages after the first (at the revision of the first page).
+   */
+  async listObjects(namespace: string, opts: ListOptions = {}): Promise<ObjectList> {
     const matches = this.selectors(opts.labelSelector, opts.fieldSelector);
     const prefix = this.listPrefix(namespace);
     const limit = opts.limit && opts.limit > 0 ? opts.limit : 0;
-    let revision: number | undefined;
-    let startKey: string | undefined;
     if (opts.continue) {
       const token = decodeContinue(opts.continue);
-      revision = token.rv;
-      startKey = prefix + token.start;
-    } else {
-      const rv = parseRV(opts.resourceVersion);
-      // An exact resourceVersion, or one given with a limit (not "0"), reads that snapshot.
-      if (
-        rv &&
-        (opts.resourceVersionMatch === "Exact" ||
-          (limit && opts.resourceVersionMatch !== "NotOlderThan"))
-      ) {
-        revision = rv;
-      } else if (rv) {
-        const { revision: head } = await this.store.status();
-        if (rv > head) {
-          throw new StatusError(
-            504,
-            "Timeout",
-            `Too large resource version: ${rv}, current: ${head}`,
-            {
-              retryAfterSeconds: 1,
-            },
-          );
-        }
-      }
+      return this.listStorage(prefix, matches, limit, token.rv, prefix + token.start, true);
     }
-    const items: KObject[] = [];
+    const rv = parseRV(opts.resourceVersion);
+    // An exact resourceVersion, or one given with a limit (not "0"), reads that snapshot.
+    if (
+      rv &&
+      (opts.resourceVersionMatch === "Exact" ||
+        (limit && opts.resourceVersionMatch !== "NotOlderThan"))
+    ) {
+      return this.listStorage(prefix, matches, limit, rv, undefined, false);
+    }
+    const cache = this.cache();
+    await this.fresh(cache, rv);
+    const r = cache.list(prefix, matches, rv === 0 ? 0 : limit);
+    const result: ObjectList = { items: r.items, resourceVersion: String(cache.revision) };
+    if (r.more) {
+      const last = r.items[r.items.length - 1]!.key;
+      result.continue = encodeContinue(cache.revision, last.slice(prefix.length) + "\0");
+      if (!matches) result.remainingItemCount = r.remaining;
+    }
+    return result;
+  }
+
+  /** Waits for the cache to serve resourceVersion `rv` (unset: a consistent read; 0: any). */
+  private async fresh(cache: WatchCache, rv: number | undefined): Promise<void> {
+    try {
+      if (rv === 0) await cache.ready();
+      else await cache.waitFresh(rv);
+    } catch (err) {
+      if (err instanceof TooLargeResourceVersion) {
+        throw new StatusError(
+          504,
+          "Timeout",
+          `Too large resource version: ${err.requested}, current: ${err.current}`,
+          {
+            retryAfterSeconds: 1,
+            causes: [{ reason: "ResourceVersionTooLarge", message: "Too large resource version" }],
+          },
+        );
+      }
+      this.storageError(err, "");
+    }
+  }
+
+  private async listStorage(
+    prefix: string,
+    matches: ((obj: CachedObject) => boolean) | undefined,
+    limit: number,
+    revision: number,
+    startKey: string | undefined,
+    continuing: boolean,
+  ): Promise<ObjectList> {
+    const items: CachedObject[] = [];
     let more = false;
     let lastKey = "";
     let snapshot = revision;
@@ -360,8 +451,8 @@ export class Registry {
         snapshot = page.revision;
         for (const kv of page.kvs) {
           lastKey = kv.key;
-          const obj = this.decode(kv.value, kv.modRevision);
-          if (matches(obj)) items.push(obj);
+          const obj = new CachedObject(kv.key, kv.value, kv.modRevision, this.codec);
+          if (!matches || matches(obj)) items.push(obj);
           if (limit && items.length >= limit) break;
         }
         more =
@@ -371,7 +462,7 @@ export class Registry {
         startKey = lastKey + "\0";
       }
     } catch (err) {
-      if (isStorageError(err, "Compacted") && opts.continue) {
+      if (isStorageError(err, "Compacted") && continuing) {
         throw expired(
           "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
         );
@@ -381,12 +472,20 @@ export class Registry {
           `too old resource version: ${revision} (${(err as StorageError).details.compactRevision})`,
         );
       }
+      if (isStorageError(err, "FutureRevision")) {
+        throw new StatusError(
+          504,
+          "Timeout",
+          `Too large resource version: ${revision}, current: ${/current (\d+)/.exec((err as StorageError).message)?.[1] ?? ""}`,
+          { retryAfterSeconds: 1 },
+        );
+      }
       this.storageError(err, "");
     }
-    const result: ListResult = { items, resourceVersion: String(snapshot) };
+    const result: ObjectList = { items, resourceVersion: String(snapshot) };
     if (limit && more) {
-      result.continue = encodeContinue(snapshot!, lastKey.slice(prefix.length) + "\0");
-      if (!opts.labelSelector && !opts.fieldSelector) {
+      result.continue = encodeContinue(snapshot, lastKey.slice(prefix.length) + "\0");
+      if (!matches) {
         const rest = await this.store.list(prefix, {
           revision: snapshot,
           startKey: lastKey + "\0",
@@ -620,116 +719,147 @@ export class Registry {
   }
 
   /**
-   * Watches objects: events after `resourceVersion`, or (unset, "0", or sendInitialEvents) the
-   * current objects as ADDED first. Label and field selectors apply to both the old and the new
-   * state, so an object that stops matching is reported DELETED, as upstream does.
+   * Starts a watch that delivers to `sink` until `signal` aborts or the sink is ended: events
+   * after `resourceVersion`, or (unset, "0", or sendInitialEvents) the current objects as ADDED
+   * first. Served by the watch cache; a resourceVersion older than the cache's window of events
+   * is watched on storage directly. Label and field selectors apply to both the old and the new
+   * state, so an object that stops matching is reported DELETED, as upstream does. Resolves once
+   * the watch runs; a watch that cannot start (bad selector, resourceVersion too large) throws.
    */
-  watch(
+  async watch(
     namespace: string,
     opts: WatchOptions,
+    sink: WatchSink,
     signal: AbortSignal,
-  ): AsyncIterable<ObjectWatchEvent> {
+  ): Promise<void> {
     const matches = this.selectors(opts.labelSelector, opts.fieldSelector);
     const prefix = this.listPrefix(namespace);
     const rv = parseRV(opts.resourceVersion);
-    return {
-      [Symbol.asyncIterator]: () => this.watchEvents(namespace, opts, signal, matches, prefix, rv),
-    };
+    const initial = opts.sendInitialEvents ?? (rv === undefined || rv === 0);
+    const cache = this.cache();
+    await this.fresh(cache, rv);
+    if (signal.aborted) return;
+    const watchOpts = { prefix, matches, bookmarks: !!opts.allowWatchBookmarks };
+    const started = cache.addWatch(watchOpts, sink, initial ? { initial: true } : { after: rv! });
+    if (!started) return this.watchStorage(prefix, matches, rv!, opts, sink, signal);
+    if (initial && opts.sendInitialEvents && opts.allowWatchBookmarks) {
+      cache.flushAll();
+      sink.bookmark(started.revision, true);
+    }
+    signal.addEventListener("abort", () => started.cancel(), { once: true });
   }
 
-  private async *watchEvents(
-    namespace: string,
-    opts: WatchOptions,
-    signal: AbortSignal,
-    matches: (obj: KObject) => boolean,
+  /** A watch from a revision the cache no longer holds events for, served by the storage layer. */
+  private watchStorage(
     prefix: string,
-    rv: number | undefined,
-  ): AsyncGenerator<ObjectWatchEvent> {
-    const initial = opts.sendInitialEvents ?? (rv === undefined || rv === 0);
-    let startRevision: number;
-    if (initial) {
-      const list = await this.list(namespace, {
-        labelSelector: opts.labelSelector,
-        fieldSelector: opts.fieldSelector,
-      });
-      for (const item of list.items) yield { type: "ADDED", object: item };
-      startRevision = Number(list.resourceVersion) + 1;
-      if (opts.sendInitialEvents && opts.allowWatchBookmarks) {
-        yield {
-          type: "BOOKMARK",
-          object: this.bookmark(list.resourceVersion, { "k8s.io/initial-events-end": "true" }),
-        };
-      }
-    } else {
-      startRevision = rv! + 1;
+    matches: ((obj: CachedObject) => boolean) | undefined,
+    rv: number,
+    opts: WatchOptions,
+    sink: WatchSink,
+    signal: AbortSignal,
+  ): void {
+    let watch: Watch;
+    try {
+      watch = this.store.watch(prefix, { prefix: true, startRevision: rv + 1 });
+    } catch (err) {
+      this.storageError(err, "");
     }
-    const watch: Watch = (() => {
-      try {
-        return this.store.watch(prefix, { prefix: true, startRevision });
-      } catch (err) {
-        return this.storageError(err, "");
-      }
-    })();
     const abort = () => watch.close();
-    signal.addEventListener("abort", abort);
+    signal.addEventListener("abort", abort, { once: true });
     // Clients that accept bookmarks get one about every minute, so they can resume near the head.
     const bookmarks = opts.allowWatchBookmarks
       ? setInterval(() => watch.requestProgress(), BOOKMARK_INTERVAL_MS)
       : undefined;
-    try {
-      for await (const msg of watch) {
-        if (msg.type === "progress") {
-          if (opts.allowWatchBookmarks)
-            yield { type: "BOOKMARK", object: this.bookmark(String(msg.revision)) };
-          continue;
+    void (async () => {
+      try {
+        for await (const msg of watch) {
+          if (msg.type === "progress") {
+            if (opts.allowWatchBookmarks) sink.bookmark(msg.revision);
+            continue;
+          }
+          const batch: Array<{ type: CacheEventType; object: CachedObject }> = [];
+          for (const e of msg.events) {
+            const out = this.toWatchEvent(e, matches);
+            if (out) batch.push(out);
+          }
+          if (batch.length > 0) sink.events(batch);
         }
-        for (const e of msg.events) {
-          const out = this.toWatchEvent(e, matches);
-          if (out) yield out;
+        sink.end();
+      } catch (err) {
+        if (isStorageError(err, "Compacted")) {
+          sink.error(
+            expired(
+              `too old resource version: ${rv} (${err.details.compactRevision ?? ""})`,
+            ).toStatus() as unknown as KObject,
+          );
+        } else {
+          sink.error(
+            (err instanceof StatusError
+              ? err
+              : internalError(String((err as Error)?.message ?? err))
+            ).toStatus() as unknown as KObject,
+          );
         }
+      } finally {
+        signal.removeEventListener("abort", abort);
+        if (bookmarks) clearInterval(bookmarks);
+        watch.close();
       }
-    } catch (err) {
-      if (isStorageError(err, "Compacted")) {
-        yield {
-          type: "ERROR",
-          object: expired(
-            `too old resource version: ${rv} (${err.details.compactRevision ?? ""})`,
-          ).toStatus() as unknown as KObject,
-        };
-        return;
-      }
-      throw err;
-    } finally {
-      signal.removeEventListener("abort", abort);
-      if (bookmarks) clearInterval(bookmarks);
-      watch.close();
-    }
-  }
-
-  /** Asks the storage for a progress notification on every open watch (they become bookmarks). */
-  private bookmark(resourceVersion: string, annotations?: Record<string, string>): KObject {
-    const metadata: Record<string, unknown> = { resourceVersion, creationTimestamp: null };
-    if (annotations) metadata.annotations = annotations;
-    return { kind: this.def.kind, apiVersion: this.apiVersion, metadata };
+    })();
   }
 
   private toWatchEvent(
     e: WatchEvent,
-    matches: (o: KObject) => boolean,
-  ): ObjectWatchEvent | undefined {
-    const prev = e.prevKv ? this.decode(e.prevKv.value, e.prevKv.modRevision) : undefined;
-    const prevMatched = prev !== undefined && matches(prev);
+    matches: ((o: CachedObject) => boolean) | undefined,
+  ): { type: CacheEventType; object: CachedObject } | undefined {
+    const prev = e.prevKv
+      ? new CachedObject(e.prevKv.key, e.prevKv.value, e.prevKv.modRevision, this.codec)
+      : undefined;
+    const prevMatched = prev !== undefined && (!matches || matches(prev));
     if (e.type === "delete") {
       if (!prevMatched) return undefined;
-      prev!.metadata!.resourceVersion = String(e.kv.modRevision);
-      return { type: "DELETED", object: prev! };
+      return {
+        type: "DELETED",
+        object: new CachedObject(prev.key, prev.raw, e.kv.modRevision, this.codec),
+      };
     }
-    const obj = this.decode(e.kv.value, e.kv.modRevision);
-    const nowMatches = matches(obj);
+    const obj = new CachedObject(e.kv.key, e.kv.value, e.kv.modRevision, this.codec);
+    const nowMatches = !matches || matches(obj);
     if (nowMatches) return { type: prevMatched ? "MODIFIED" : "ADDED", object: obj };
     if (prevMatched) return { type: "DELETED", object: obj };
     return undefined;
   }
+
+  /** The object of a BOOKMARK event at `resourceVersion`. */
+  bookmark(resourceVersion: string, initialEventsEnd = false): KObject {
+    const metadata: Record<string, unknown> = { resourceVersion, creationTimestamp: null };
+    if (initialEventsEnd) metadata.annotations = { "k8s.io/initial-events-end": "true" };
+    return { kind: this.def.kind, apiVersion: this.apiVersion, metadata };
+  }
+}
+
+const META_OPEN = Buffer.from('"metadata":{');
+const HEAD_PATTERN = /^\{"apiVersion":"[^"\\]*","kind":"[^"\\]*","metadata":\{/;
+
+/**
+ * The JSON of a stored object with its resourceVersion: spliced into the stored bytes right after
+ * `"metadata":{` when they start with apiVersion, kind and metadata (as this server writes them);
+ * decoded and encoded again otherwise.
+ */
+function withResourceVersion(
+  raw: Uint8Array,
+  revision: number,
+  decode: (raw: Uint8Array, revision: number) => KObject,
+): Buffer {
+  const bytes = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+  const at = bytes.indexOf(META_OPEN);
+  if (at > 0 && at < 512 && HEAD_PATTERN.test(bytes.toString("latin1", 0, at + META_OPEN.length))) {
+    const cut = at + META_OPEN.length;
+    const empty = bytes[cut] === 0x7d; // "}"
+    const rv = Buffer.from(`"resourceVersion":"${revision}"${empty ? "" : ","}`);
+    return Buffer.concat([bytes.subarray(0, cut), rv, bytes.subarray(cut)]);
+  }
+  return Buffer.from(JSON.stringify(decode(raw, revision)));
 }
 
 /** Takes the managedFields of a tracked copy into the object's own metadata (kept by reference elsewhere). */

@@ -1,0 +1,455 @@
+import type { Store, Watch, WatchEvent } from "../../storage/interface.js";
+import { compareKeys } from "../../storage/interface.js";
+import type { KObject } from "./types.js";
+
+/**
+ * How the objects of one resource turn from stored bytes into what the API serves: the decoded
+ * object (a fresh copy on every call; callers may change it) and its JSON with
+ * metadata.resourceVersion set.
+ */
+export interface ObjectCodec {
+  decode(raw: Uint8Array, revision: number): KObject;
+  json(raw: Uint8Array, revision: number): Buffer;
+  /** The labels and field-selector fields of an object, for selectors. */
+  attributes(obj: KObject): ObjectAttributes;
+}
+
+export interface ObjectAttributes {
+  labels: Record<string, string> | undefined;
+  fields: Record<string, string>;
+}
+
+/**
+ * One object at one revision, as the cache (or a storage read) holds it: the stored bytes, shared
+ * with the storage layer, with what is derived from them computed on demand.
+ */
+export class CachedObject {
+  private attrs: ObjectAttributes | undefined;
+  private lines: Partial<Record<string, Buffer>> | undefined;
+
+  constructor(
+    readonly key: string,
+    readonly raw: Uint8Array,
+    /** The revision the object is served at: its modRevision, or the revision of its deletion. */
+    readonly revision: number,
+    private readonly codec: ObjectCodec,
+  ) {}
+
+  /** A fresh decoded copy. */
+  object(): KObject {
+    return this.codec.decode(this.raw, this.revision);
+  }
+
+  /** The object as JSON, resourceVersion included. */
+  json(): Buffer {
+    return this.codec.json(this.raw, this.revision);
+  }
+
+  attributes(): ObjectAttributes {
+    return (this.attrs ??= this.codec.attributes(this.object()));
+  }
+
+  /** `{"type":TYPE,"object":...}\n`, encoded once per type however many watchers get it. */
+  eventLine(type: string): Buffer {
+    this.lines ??= {};
+    let line = this.lines[type];
+    if (!line) {
+      line = Buffer.concat([
+        Buffer.from(`{"type":"${type}","object":`),
+        this.json(),
+        Buffer.from("}\n"),
+      ]);
+      this.lines[type] = line;
+    }
+    return line;
+  }
+}
+
+/** A change the cache saw: the object as it is now (for a delete, as it was) and before. */
+export interface CacheEvent {
+  type: "put" | "delete";
+  revision: number;
+  key: string;
+  object: CachedObject;
+  prev: CachedObject | undefined;
+}
+
+export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED";
+
+/** Where a cache watch delivers: called with every batch of events that are due to it, in order. */
+export interface CacheWatchSink {
+  events(batch: Array<{ type: WatchEventType; object: CachedObject }>): void;
+  /** A bookmark at `revision` (only for watches that asked for them). */
+  bookmark(revision: number): void;
+  /** The cache can no longer serve this watch (it is stopping or restarting): end the stream. */
+  end(): void;
+}
+
+export interface CacheWatchOptions {
+  /** Keys the watch sees: all start with this. */
+  prefix: string;
+  /** Whether an object passes the watch's label and field selectors. */
+  matches: ((obj: CachedObject) => boolean) | undefined;
+  bookmarks: boolean;
+}
+
+class CacheWatcher {
+  pending: Array<{ type: WatchEventType; object: CachedObject }> = [];
+  constructor(
+    readonly opts: CacheWatchOptions,
+    readonly sink: CacheWatchSink,
+  ) {}
+
+  /** Queues what `e` means to this watch, applying selectors to the old and the new state. */
+  offer(e: CacheEvent): boolean {
+    if (!e.key.startsWith(this.opts.prefix)) return false;
+    const matches = this.opts.matches;
+    const prevMatched = e.prev !== undefined && (!matches || matches(e.prev));
+    if (e.type === "delete") {
+      if (!prevMatched) return false;
+      this.pending.push({ type: "DELETED", object: e.object });
+      return true;
+    }
+    const nowMatches = !matches || matches(e.object);
+    if (nowMatches) {
+      this.pending.push({ type: prevMatched ? "MODIFIED" : "ADDED", object: e.object });
+      return true;
+    }
+    if (prevMatched) {
+      this.pending.push({ type: "DELETED", object: e.object });
+      return true;
+    }
+    return false;
+  }
+
+  flush(): void {
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    this.sink.events(batch);
+  }
+}
+
+/** Events the cache keeps to start watches from a recent resourceVersion without storage. */
+const DEFAULT_CAPACITY = 10_000;
+/** How often watches that allow them get a bookmark (upstream: about once a minute). */
+const BOOKMARK_INTERVAL_MS = 60_000;
+
+export class TooLargeResourceVersion extends Error {
+  constructor(
+    readonly requested: number,
+    readonly current: number,
+  ) {
+    super(`Too large resource version: ${requested}, current: ${current}`);
+  }
+}
+
+/**
+ * The watch cache of one resource (upstream's cacher): every object under a key prefix held in
+ * memory as stored bytes, kept current by one storage watch, plus a window of recent events.
+ * Lists and watches are served from it, so that any number of them costs the storage layer
+ * nothing; each event is encoded once for all the watches that get it.
+ *
+ * Consistency: `waitFresh` blocks until the cache has seen everything the storage layer had
+ * committed when it was called (asking the storage watch for a progress notification when no
+ * event of this prefix comes), so a list after a write sees the write.
+ */
+export class WatchCache {
+  private objects = new Map<string, CachedObject>();
+  /** The keys of `objects` in storage order. */
+  private keys: string[] = [];
+  /** Every event after `windowStart`, in revision order (a ring of at most `capacity`). */
+  private events: CacheEvent[] = [];
+  private eventsHead = 0;
+  private windowStart = 0;
+  /** Everything up to this revision is reflected. */
+  revision = 0;
+  private readonly watchers = new Set<CacheWatcher>();
+  private readonly waiters: Array<{ revision: number; resolve: () => void }> = [];
+  private watch: Watch | undefined;
+  private initializing: Promise<void> | undefined;
+  private flushScheduled = false;
+  private stopped = false;
+  private bookmarkTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly store: Store,
+    readonly prefix: string,
+    private readonly codec: ObjectCodec,
+    private readonly capacity = DEFAULT_CAPACITY,
+  ) {}
+
+  /** Resolves once the cache holds the state of the store (starting it on first use). */
+  ready(): Promise<void> {
+    if (this.stopped) return Promise.reject(new Error("watch cache stopped"));
+    return (this.initializing ??= this.initialize());
+  }
+
+  private async initialize(): Promise<void> {
+    const list = await this.store.list(this.prefix);
+    const objects = new Map<string, CachedObject>();
+    const keys: string[] = [];
+    for (const kv of list.kvs) {
+      objects.set(kv.key, new CachedObject(kv.key, kv.value, kv.modRevision, this.codec));
+      keys.push(kv.key);
+    }
+    this.objects = objects;
+    this.keys = keys;
+    this.events = [];
+    this.eventsHead = 0;
+    this.revision = list.revision;
+    this.windowStart = list.revision;
+    const watch = this.store.watch(this.prefix, { prefix: true, startRevision: list.revision + 1 });
+    this.watch = watch;
+    void this.follow(watch);
+    this.bookmarkTimer ??= setInterval(() => this.sendBookmarks(), BOOKMARK_INTERVAL_MS);
+    this.bookmarkTimer.unref();
+  }
+
+  /** Applies the storage watch to the cache until it ends; restarts from a fresh list on failure. */
+  private async follow(watch: Watch): Promise<void> {
+    try {
+      for await (const msg of watch) {
+        if (msg.type === "progress") {
+          this.advance(msg.revision);
+          continue;
+        }
+        for (const e of msg.events) this.apply(e);
+        this.advance(msg.events[msg.events.length - 1]!.kv.modRevision);
+      }
+    } catch (err) {
+      process.stderr.write(`k8ts apiserver: watch cache of ${this.prefix}: ${String(err)}\n`);
+    }
+    if (this.stopped || this.watch !== watch) return;
+    // The storage watch ended (compaction, storage trouble): start over from a fresh list, as
+    // upstream's reflector does; the watches served so far end and their clients resume.
+    for (const w of this.watchers) w.sink.end();
+    this.watchers.clear();
+    this.watch = undefined;
+    this.initializing = (async () => {
+      for (let delay = 100; ; delay = Math.min(delay * 2, 5_000)) {
+        if (this.stopped) return;
+        try {
+          return await this.initialize();
+        } catch {
+          await new Promise((r) => setTimeout(r, delay));
+        }
+      }
+    })();
+  }
+
+  private apply(e: WatchEvent): void {
+    const key = e.kv.key;
+    const revision = e.kv.modRevision;
+    const old = this.objects.get(key);
+    const prev =
+      old ??
+      (e.prevKv ? this.entry(e.prevKv.key, e.prevKv.value, e.prevKv.modRevision) : undefined);
+    let event: CacheEvent;
+    if (e.type === "delete") {
+      if (old) {
+        this.objects.delete(key);
+        const i = this.indexOf(key);
+        if (this.keys[i] === key) this.keys.splice(i, 1);
+      }
+      // A deleted object is served at the revision of its deletion.
+      const last = prev ?? this.entry(key, e.kv.value, revision);
+      event = {
+        type: "delete",
+        revision,
+        key,
+        object: this.entry(key, last.raw, revision),
+        prev,
+      };
+    } else {
+      const object = this.entry(key, e.kv.value, revision);
+      if (!old) {
+        const i = this.indexOf(key);
+        this.keys.splice(i, 0, key);
+      }
+      this.objects.set(key, object);
+      event = { type: "put", revision, key, object, prev };
+    }
+    this.record(event);
+    let due = false;
+    for (const w of this.watchers) if (w.offer(event)) due = true;
+    if (due) this.scheduleFlush();
+  }
+
+  private entry(key: string, raw: Uint8Array, revision: number): CachedObject {
+    return new CachedObject(key, raw, revision, this.codec);
+  }
+
+  private record(event: CacheEvent): void {
+    this.events.push(event);
+    if (this.events.length - this.eventsHead > this.capacity) {
+      this.windowStart = this.events[this.eventsHead]!.revision;
+      this.events[this.eventsHead++] = undefined as unknown as CacheEvent;
+      if (this.eventsHead > 1024 && this.eventsHead * 2 > this.events.length) {
+        this.events = this.events.slice(this.eventsHead);
+        this.eventsHead = 0;
+      }
+    }
+  }
+
+  private advance(revision: number): void {
+    if (revision <= this.revision) return;
+    this.revision = revision;
+    if (this.waiters.length === 0) return;
+    for (let i = this.waiters.length - 1; i >= 0; i--) {
+      const w = this.waiters[i]!;
+      if (w.revision <= revision) {
+        this.waiters.splice(i, 1);
+        w.resolve();
+      }
+    }
+  }
+
+  /** Position of `key` in the sorted keys, or where it would go. */
+  private indexOf(key: string): number {
+    let lo = 0;
+    let hi = this.keys.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (compareKeys(this.keys[mid]!, key) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    // After the I/O of this turn, so that the events of every commit in it go out together.
+    setImmediate(() => {
+      this.flushScheduled = false;
+      for (const w of this.watchers) w.flush();
+    });
+  }
+
+  /**
+   * Waits until the cache reflects revision `target` (by default: everything committed now).
+   * Fails with TooLargeResourceVersion when that does not happen within `timeoutMs`.
+   */
+  async waitFresh(target?: number, timeoutMs = 3_000): Promise<void> {
+    await this.ready();
+    const wanted = target ?? (await this.store.get(this.prefix)).revision;
+    if (this.revision >= wanted) return;
+    await new Promise<void>((resolve, reject) => {
+      const waiter = {
+        revision: wanted,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      };
+      const timer = setTimeout(() => {
+        const i = this.waiters.indexOf(waiter);
+        if (i >= 0) this.waiters.splice(i, 1);
+        reject(new TooLargeResourceVersion(wanted, this.revision));
+      }, timeoutMs);
+      this.waiters.push(waiter);
+      // No event of this prefix may be coming: the progress notification moves the revision on.
+      this.watch?.requestProgress();
+    });
+  }
+
+  /**
+   * Objects under `prefix` in storage order from `startKey` on, passing `matches`; at most `limit`
+   * (0: all). `more` says whether matching objects remain after the last one returned.
+   */
+  list(
+    prefix: string,
+    matches: ((obj: CachedObject) => boolean) | undefined,
+    limit = 0,
+    startKey = prefix,
+  ): { items: CachedObject[]; more: boolean; remaining: number } {
+    const items: CachedObject[] = [];
+    let i = this.indexOf(startKey < prefix ? prefix : startKey);
+    for (; i < this.keys.length; i++) {
+      const key = this.keys[i]!;
+      if (!key.startsWith(prefix)) break;
+      const obj = this.objects.get(key)!;
+      if (matches && !matches(obj)) continue;
+      if (limit > 0 && items.length >= limit) {
+        let remaining = 0;
+        for (; i < this.keys.length && this.keys[i]!.startsWith(prefix); i++) remaining++;
+        return { items, more: true, remaining };
+      }
+      items.push(obj);
+    }
+    return { items, more: false, remaining: 0 };
+  }
+
+  get(key: string): CachedObject | undefined {
+    return this.objects.get(key);
+  }
+
+  /**
+   * Starts a watch at the cache's current revision, first delivering the current objects as
+   * ADDED when `initial`; or, with `after`, replaying the events after that revision. Returns
+   * undefined when `after` is older than the window of events kept (the caller then watches the
+   * storage layer), and the watch's starting revision otherwise.
+   */
+  addWatch(
+    opts: CacheWatchOptions,
+    sink: CacheWatchSink,
+    start: { initial: true } | { after: number },
+  ): { revision: number; cancel: () => void } | undefined {
+    const watcher = new CacheWatcher(opts, sink);
+    if ("initial" in start) {
+      const { items } = this.list(opts.prefix, opts.matches);
+      for (const object of items) watcher.pending.push({ type: "ADDED", object });
+    } else {
+      if (start.after < this.windowStart) return undefined;
+      let lo = this.eventsHead;
+      let hi = this.events.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (this.events[mid]!.revision <= start.after) lo = mid + 1;
+        else hi = mid;
+      }
+      for (let i = lo; i < this.events.length; i++) watcher.offer(this.events[i]!);
+    }
+    this.watchers.add(watcher);
+    if (watcher.pending.length > 0) this.scheduleFlush();
+    return {
+      revision: this.revision,
+      cancel: () => {
+        this.watchers.delete(watcher);
+      },
+    };
+  }
+
+  private sendBookmarks(): void {
+    for (const w of this.watchers) {
+      if (!w.opts.bookmarks) continue;
+      w.flush();
+      w.sink.bookmark(this.revision);
+    }
+  }
+
+  /** Sends pending events of every watch now (before a bookmark or the end of a stream). */
+  flushAll(): void {
+    for (const w of this.watchers) w.flush();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.bookmarkTimer) clearInterval(this.bookmarkTimer);
+    this.watch?.close();
+    for (const w of this.watchers) w.sink.end();
+    this.watchers.clear();
+    for (const w of this.waiters.splice(0)) w.resolve();
+  }
+
+  /** Figures for tests and diagnostics. */
+  stats(): { objects: number; events: number; watchers: number; revision: number } {
+    return {
+      objects: this.objects.size,
+      events: this.events.length - this.eventsHead,
+      watchers: this.watchers.size,
+      revision: this.revision,
+    };
+  }
+}
