@@ -315,6 +315,40 @@ spec:
     assert.match(out, /^watched\s+1\s+\d+s$/m);
   });
 
+  test("log, exec and port-forward answer as upstream does before it dials a kubelet", () => {
+    const pod =
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: connectpod}\nspec:\n  containers:\n  - {name: a, image: busybox}\n  - {name: b, image: busybox}\n";
+    ok(["create", "-f", "-"], { input: pod });
+    // kubectl picks the first container itself; the server's answer shows without it.
+    const noContainer = k(["get", "--raw", "/api/v1/namespaces/default/pods/connectpod/log"]);
+    assert.match(
+      noContainer.stderr,
+      /a container name must be specified for pod connectpod, choose one of: \[a b\]/,
+    );
+    assert.match(
+      k(["logs", "connectpod", "-c", "x"]).stderr,
+      /container x is not valid for pod connectpod/,
+    );
+    // Not on a node yet: no logs, and nothing to exec into.
+    assert.equal(ok(["logs", "connectpod", "-c", "a"]), "");
+    assert.match(
+      k(["exec", "connectpod", "-c", "a", "--", "true"]).stderr,
+      /pod connectpod does not have a host assigned/,
+    );
+    const binding =
+      "apiVersion: v1\nkind: Binding\nmetadata: {name: connectpod}\ntarget: {apiVersion: v1, kind: Node, name: nowhere}\n";
+    ok(["create", "-f", "-"], { input: binding });
+    assert.match(k(["logs", "connectpod", "-c", "a"]).stderr, /nodes "nowhere" not found/);
+    ok(["create", "-f", "-"], {
+      input: "apiVersion: v1\nkind: Node\nmetadata: {name: nowhere}\n",
+    });
+    const exec = k(["exec", "connectpod", "-c", "a", "--", "true"]);
+    assert.notEqual(exec.code, 0);
+    assert.match(exec.stderr, /error dialing backend: .*node "nowhere"/);
+    ok(["delete", "node", "nowhere"]);
+    ok(["delete", "pod", "connectpod", "--grace-period=0", "--force"]);
+  });
+
   test("create -f of a Binding puts the pod on the node, once", () => {
     const pod =
       "apiVersion: v1\nkind: Pod\nmetadata: {name: somepod}\nspec:\n  containers:\n  - {name: c, image: busybox}\n";

@@ -396,7 +396,7 @@ export class APIServer {
       res,
       info,
       query,
-      { registry, decode: this.decode },
+      { registry, decode: this.decode, nodes: this.registry("", "v1", "nodes") },
       this.shutdown.signal,
     );
   }

@@ -22,6 +22,7 @@ import type { KObject } from "../registry/types.js";
 import { applyPatch } from "../patch.js";
 import { toTable, toPartialObjectMetadata } from "../table.js";
 import { handleScale } from "./scale.js";
+import { CONNECT_SUBRESOURCES, handleConnect } from "./connect.js";
 import { managerFromUserAgent, serverSideApply } from "../apply/managedfields.js";
 import { strictDecodingMessage, typeNameForKind, unknownFields } from "../../api/schema/index.js";
 
@@ -66,6 +67,8 @@ function checkUnknownFields(
 export interface ResourceContext {
   registry: Registry;
   decode: BodyDecoder;
+  /** The nodes registry, for the subresources served through a node's kubelet. */
+  nodes?: Registry;
 }
 
 const COMMA = Buffer.from(",");
@@ -138,6 +141,9 @@ export async function handleResource(
     registry.def.discovery.subresources?.some((s) => s.name === name);
   if (subresource === "scale" && offers("scale")) {
     return handleScale(req, res, info, registry, ctx.decode);
+  }
+  if (subresource && CONNECT_SUBRESOURCES.has(subresource) && offers(subresource)) {
+    return handleConnect(req, res, registry, ctx.nodes, ns, info.name, subresource, query);
   }
   if (subresource === "finalize" && offers("finalize") && info.verb === "update") {
     // Only spec.finalizers change through /finalize (an ordinary update keeps them); a namespace
@@ -455,7 +461,10 @@ async function watch(
     events(batch) {
       if (ended) return;
       if (batch.length === 1) return write(encode(batch[0]!.type, batch[0]!.object));
-      write(Buffer.concat(batch.map((e) => encode(e.type, e.object))));
+      // One write per event (no copying into one buffer), sent together.
+      out.cork();
+      for (const e of batch) write(encode(e.type, e.object));
+      out.uncork();
     },
     bookmark(revision, initialEventsEnd) {
       const object = registry.bookmark(String(revision), initialEventsEnd);
