@@ -15,6 +15,14 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     summary: "Run a whole control plane in one process on the embedded store (like k3s server)",
     load: async () => (await import("../server/command.js")).serverCommand as Command,
   },
+  certs: {
+    summary: "Generate the cluster's certificates and keys (CA, API server, etcd, clients, nodes)",
+    load: async () => (await import("../pki/command.js")).certsCommand as Command,
+  },
+  kubeconfig: {
+    summary: "Write kubeconfig files for the admin and each component from the certificates",
+    load: async () => (await import("../pki/kubeconfig-command.js")).kubeconfigCommand as Command,
+  },
 };
 
 function usage(): string {
