@@ -25,6 +25,7 @@ import { formatTime } from "../../api/time.js";
 import { trackUpdate, type ManagedContext } from "../apply/managedfields.js";
 import { typeNameForKind } from "../../api/schema/index.js";
 import type { KObject, ResourceDef, ServerObjectMeta } from "./types.js";
+import { conversionFor, convertStored, type Conversion } from "../conversion.js";
 import {
   CachedObject,
   TooLargeResourceVersion,
@@ -124,10 +125,14 @@ export class Registry {
   /** The lease objects of a TTL'd resource are attached to, reused while it is fresh. */
   private lease: { id: number; grantedAt: number; uses: number } | undefined;
   private watchCache: WatchCache | undefined;
+  /** How objects served in this version are stored in another (see conversion.ts). */
+  private readonly conversion: Conversion | undefined;
+  /** How the JSON of an object stored in the served version starts. */
+  private readonly head: Buffer;
   /** Stored bytes to served forms, for the cache and storage reads alike. */
   readonly codec: ObjectCodec = {
     decode: (raw, revision) => this.decode(raw, revision),
-    json: (raw, revision) => withResourceVersion(raw, revision, this.decode.bind(this)),
+    json: (raw, revision) => withResourceVersion(raw, revision, this.head, this.decode.bind(this)),
     attributes: (obj) => ({
       labels: obj.metadata?.labels as Record<string, string> | undefined,
       fields: this.fields(obj),
@@ -139,6 +144,8 @@ export class Registry {
     private readonly store: Store,
   ) {
     this.gr = { group: def.group, resource: def.resource };
+    this.conversion = conversionFor(def.group, def.version, def.resource);
+    this.head = Buffer.from(`{"apiVersion":"${this.apiVersion}","kind":"${def.kind}","metadata":{`);
   }
 
   /**
@@ -189,9 +196,10 @@ export class Registry {
   }
 
   private decode(value: Uint8Array, modRevision: number): KObject {
-    const obj = JSON.parse(
+    let obj = JSON.parse(
       Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString(),
     ) as KObject;
+    obj = convertStored(obj, this.apiVersion, this.conversion);
     obj.metadata ??= {};
     obj.metadata.resourceVersion = String(modRevision);
     return obj;
@@ -203,6 +211,9 @@ export class Registry {
    * putting the resourceVersion into the bytes (see withResourceVersion).
    */
   private encode(obj: KObject): Buffer {
+    if (this.conversion && this.conversion.storageVersion !== obj.apiVersion) {
+      obj = this.conversion.toStorage(obj);
+    }
     const { apiVersion, kind, metadata, ...rest } = obj;
     let meta = metadata;
     if (meta && meta.resourceVersion !== undefined) {
@@ -838,23 +849,21 @@ export class Registry {
   }
 }
 
-const META_OPEN = Buffer.from('"metadata":{');
-const HEAD_PATTERN = /^\{"apiVersion":"[^"\\]*","kind":"[^"\\]*","metadata":\{/;
-
 /**
  * The JSON of a stored object with its resourceVersion: spliced into the stored bytes right after
- * `"metadata":{` when they start with apiVersion, kind and metadata (as this server writes them);
- * decoded and encoded again otherwise.
+ * `"metadata":{` when they start with `head` (apiVersion and kind as served, then metadata, as
+ * this server writes objects); decoded and encoded again otherwise (converted from another
+ * version, or written in another key order).
  */
 function withResourceVersion(
   raw: Uint8Array,
   revision: number,
+  head: Buffer,
   decode: (raw: Uint8Array, revision: number) => KObject,
 ): Buffer {
   const bytes = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
-  const at = bytes.indexOf(META_OPEN);
-  if (at > 0 && at < 512 && HEAD_PATTERN.test(bytes.toString("latin1", 0, at + META_OPEN.length))) {
-    const cut = at + META_OPEN.length;
+  if (bytes.length > head.length && bytes.compare(head, 0, head.length, 0, head.length) === 0) {
+    const cut = head.length;
     const empty = bytes[cut] === 0x7d; // "}"
     const rv = Buffer.from(`"resourceVersion":"${revision}"${empty ? "" : ","}`);
     return Buffer.concat([bytes.subarray(0, cut), rv, bytes.subarray(cut)]);
