@@ -97,6 +97,21 @@ function present(req: Request, registry: Registry, obj: KObject): unknown {
   return obj;
 }
 
+/** Answers with an object in the form the client asked for. */
+function respond(
+  req: Request,
+  res: Response,
+  code: number,
+  registry: Registry,
+  obj: KObject,
+): void {
+  const n = negotiate(req.headers.accept);
+  if (n.format === "json" && !n.as) {
+    return sendRaw(req, res, code, "application/json", registry.toJSON(obj), NO_CACHE);
+  }
+  send(req, res, code, present(req, registry, obj), n.format);
+}
+
 /** The field manager of a write: the fieldManager parameter, or one derived from the User-Agent. */
 function fieldManager(req: Request, query: URLSearchParams): string {
   return (
@@ -168,7 +183,7 @@ export async function handleResource(
     ) {
       updated = (await registry.delete(ns, info.name)).object;
     }
-    return send(req, res, 200, present(req, registry, updated), n.format);
+    return respond(req, res, 200, registry, updated);
   }
   if (subresource && (subresource !== "status" || !offers("status"))) {
     throw new StatusError(
@@ -180,7 +195,7 @@ export async function handleResource(
   switch (info.verb) {
     case "get": {
       const obj = await registry.get(ns, info.name);
-      return send(req, res, 200, present(req, registry, obj), n.format);
+      return respond(req, res, 200, registry, obj);
     }
     case "list": {
       const limit = query.get("limit");
@@ -243,7 +258,7 @@ export async function handleResource(
         dryRun: dryRun(query),
         manager: fieldManager(req, query),
       });
-      return send(req, res, 201, present(req, registry, created), n.format);
+      return respond(req, res, 201, registry, created);
     }
     case "update": {
       const obj = ctx.decode(
@@ -258,7 +273,7 @@ export async function handleResource(
         subresource,
         manager: fieldManager(req, query),
       });
-      return send(req, res, r.created ? 201 : 200, present(req, registry, r.object), n.format);
+      return respond(req, res, r.created ? 201 : 200, registry, r.object);
     }
     case "patch": {
       const body = await readBody(req);
@@ -279,7 +294,7 @@ export async function handleResource(
             subresource,
             manager: fieldManager(req, query),
           });
-          return send(req, res, 200, present(req, registry, r.object), n.format);
+          return respond(req, res, 200, registry, r.object);
         } catch (err) {
           const retry = err instanceof StatusError && err.reason === "Conflict" && attempt < 5;
           // A conflict from a resourceVersion inside the patch itself is the client's to resolve.
@@ -303,7 +318,7 @@ export async function handleResource(
           { uid?: string; resourceVersion?: string } | undefined,
         gracePeriodSeconds: gracePeriod(options, query),
       });
-      return send(req, res, 200, present(req, registry, r.object), n.format);
+      return respond(req, res, 200, registry, r.object);
     }
     case "deletecollection": {
       const list = await registry.list(ns, {
@@ -383,12 +398,12 @@ async function apply(
     if (!live) {
       merged.metadata.name ??= name;
       const created = await registry.create(ns, merged, { dryRun: isDryRun });
-      return send(req, res, 201, present(req, registry, created), n.format);
+      return respond(req, res, 201, registry, created);
     }
     merged.metadata.resourceVersion = live.metadata!.resourceVersion;
     try {
       const r = await registry.update(ns, name, merged, { dryRun: isDryRun, subresource });
-      return send(req, res, 200, present(req, registry, r.object), n.format);
+      return respond(req, res, 200, registry, r.object);
     } catch (err) {
       const ownership =
         err instanceof StatusError &&

@@ -125,6 +125,8 @@ export class Registry {
   /** The lease objects of a TTL'd resource are attached to, reused while it is fresh. */
   private lease: { id: number; grantedAt: number; uses: number } | undefined;
   private watchCache: WatchCache | undefined;
+  /** The stored bytes of objects read or written last (see toJSON). */
+  private readonly storedBytes = new WeakMap<KObject, Uint8Array>();
   /** How objects served in this version are stored in another (see conversion.ts). */
   private readonly conversion: Conversion | undefined;
   /** How the JSON of an object stored in the served version starts. */
@@ -211,6 +213,7 @@ export class Registry {
    * putting the resourceVersion into the bytes (see withResourceVersion).
    */
   private encode(obj: KObject): Buffer {
+    const served = obj;
     if (this.conversion && this.conversion.storageVersion !== obj.apiVersion) {
       obj = this.conversion.toStorage(obj);
     }
@@ -220,7 +223,21 @@ export class Registry {
       const { resourceVersion: _rv, ...others } = meta;
       meta = others;
     }
-    return Buffer.from(JSON.stringify({ apiVersion, kind, metadata: meta ?? {}, ...rest }));
+    const bytes = Buffer.from(JSON.stringify({ apiVersion, kind, metadata: meta ?? {}, ...rest }));
+    this.storedBytes.set(served, bytes);
+    return bytes;
+  }
+
+  /**
+   * The JSON of an object this registry just read or wrote (as get, create, update and delete
+   * return them, changed only in metadata.resourceVersion since): the stored bytes with the
+   * resourceVersion spliced in, without encoding the object again.
+   */
+  toJSON(obj: KObject): Buffer {
+    const raw = this.storedBytes.get(obj);
+    const rv = Number(obj.metadata?.resourceVersion);
+    if (raw && Number.isInteger(rv)) return this.codec.json(raw, rv);
+    return Buffer.from(JSON.stringify(obj));
   }
 
   /** Maps storage failures to API errors; anything else passes through. */
@@ -328,7 +345,9 @@ export class Registry {
       this.storageError(err, name);
     }
     if (!r.kv) throw notFound(this.gr, name);
-    return this.decode(r.kv.value, r.kv.modRevision);
+    const obj = this.decode(r.kv.value, r.kv.modRevision);
+    this.storedBytes.set(obj, r.kv.value);
+    return obj;
   }
 
   /** The field-selector view of an object (metadata.name, metadata.namespace and the strategy's). */
