@@ -1,7 +1,32 @@
-import { webcrypto, randomBytes, X509Certificate, type KeyObject } from "node:crypto";
+import {
+  createHash,
+  createPublicKey,
+  generateKeyPair as generateKeyPairCallback,
+  randomBytes,
+  sign,
+  X509Certificate,
+  type KeyObject,
+} from "node:crypto";
 import { isIP } from "node:net";
-import "reflect-metadata";
-import * as x509 from "@peculiar/x509";
+import { promisify } from "node:util";
+import {
+  bitString,
+  boolean,
+  certificateFields,
+  directoryString,
+  explicit,
+  implicit,
+  namedBits,
+  nullValue,
+  objectIdentifier,
+  octetString,
+  sequence,
+  set,
+  smallInteger,
+  subjectPublicKeyBits,
+  time,
+  unsignedInteger,
+} from "./der.js";
 import {
   encodePEM,
   keyMatchesCertificate,
@@ -10,15 +35,12 @@ import {
   PKIError,
 } from "./pem.js";
 
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
-
-type CryptoKey = webcrypto.CryptoKey;
-type CryptoKeyPair = webcrypto.CryptoKeyPair;
+const generateKeyPairAsync = promisify(generateKeyPairCallback);
 
 /**
  * The key types a PKI can be made of, named as kubeadm's `encryptionAlgorithm` names them.
  * ECDSA P-256 is the default: a key takes a fraction of a millisecond to make, where RSA 2048
- * takes tens of milliseconds.
+ * takes tens to hundreds of milliseconds.
  */
 export const keyAlgorithms = [
   "ECDSA-P256",
@@ -39,93 +61,142 @@ export const CERT_VALIDITY_MS = 365 * 24 * 60 * 60 * 1000;
 /** Certificates start a little in the past so that clocks slightly behind still accept them. */
 export const BACKDATE_MS = 5 * 60 * 1000;
 
-function keyParams(alg: KeyAlgorithm): RsaHashedKeyGenParams | EcKeyGenParams {
-  switch (alg) {
-    case "ECDSA-P256":
-      return { name: "ECDSA", namedCurve: "P-256" };
-    case "ECDSA-P384":
-      return { name: "ECDSA", namedCurve: "P-384" };
-    default:
-      return {
-        name: "RSASSA-PKCS1-v1_5",
-        modulusLength: Number(alg.slice(4)),
-        publicExponent: new Uint8Array([1, 0, 1]),
-        hash: "SHA-256",
-      };
+export interface KeyPair {
+  privateKey: KeyObject;
+  publicKey: KeyObject;
+}
+
+export async function generateKeyPair(alg: KeyAlgorithm): Promise<KeyPair> {
+  if (alg.startsWith("ECDSA-")) {
+    return generateKeyPairAsync("ec", { namedCurve: alg === "ECDSA-P384" ? "P-384" : "P-256" });
   }
+  return generateKeyPairAsync("rsa", { modulusLength: Number(alg.slice(4)) });
 }
 
-interface RsaHashedKeyGenParams {
-  name: "RSASSA-PKCS1-v1_5";
-  modulusLength: number;
-  publicExponent: Uint8Array;
-  hash: string;
-}
-interface EcKeyGenParams {
-  name: "ECDSA";
-  namedCurve: string;
+/** A private key as PKCS#8 PEM (`BEGIN PRIVATE KEY`), which Go, openssl and jose all read. */
+export function privateKeyPEM(key: KeyObject): string {
+  return key.export({ format: "pem", type: "pkcs8" }) as string;
 }
 
-/** The signature algorithm a key signs with: SHA-256 for RSA and P-256, SHA-384 for P-384. */
-function signingAlgorithm(key: CryptoKey): { name: string; hash: string } {
-  const alg = key.algorithm as { name: string; namedCurve?: string };
-  if (alg.name === "ECDSA") {
-    return { name: "ECDSA", hash: alg.namedCurve === "P-384" ? "SHA-384" : "SHA-256" };
-  }
-  return { name: alg.name, hash: "SHA-256" };
+/** A public key as SubjectPublicKeyInfo PEM (`BEGIN PUBLIC KEY`). */
+export function publicKeyPEM(key: KeyObject): string {
+  return (key.type === "private" ? createPublicKey(key) : key).export({
+    format: "pem",
+    type: "spki",
+  }) as string;
 }
 
-export async function generateKeyPair(alg: KeyAlgorithm): Promise<CryptoKeyPair> {
-  return (await webcrypto.subtle.generateKey(keyParams(alg), true, [
-    "sign",
-    "verify",
-  ])) as CryptoKeyPair;
-}
+const OID = {
+  commonName: "2.5.4.3",
+  organization: "2.5.4.10",
+  subjectKeyIdentifier: "2.5.29.14",
+  keyUsage: "2.5.29.15",
+  subjectAltName: "2.5.29.17",
+  basicConstraints: "2.5.29.19",
+  authorityKeyIdentifier: "2.5.29.35",
+  extKeyUsage: "2.5.29.37",
+  serverAuth: "1.3.6.1.5.5.7.3.1",
+  clientAuth: "1.3.6.1.5.5.7.3.2",
+  ecdsaWithSHA256: "1.2.840.10045.4.3.2",
+  ecdsaWithSHA384: "1.2.840.10045.4.3.3",
+  ecdsaWithSHA512: "1.2.840.10045.4.3.4",
+  sha256WithRSAEncryption: "1.2.840.113549.1.1.11",
+};
 
-export async function privateKeyPEM(key: CryptoKey): Promise<string> {
-  return encodePEM("PRIVATE KEY", await webcrypto.subtle.exportKey("pkcs8", key));
-}
-
-export async function publicKeyPEM(key: CryptoKey): Promise<string> {
-  return encodePEM("PUBLIC KEY", await webcrypto.subtle.exportKey("spki", key));
-}
-
-/** A node:crypto private key as a WebCrypto signing key (RSA PKCS#1 v1.5 or ECDSA). */
-async function signingKey(key: KeyObject): Promise<CryptoKey> {
-  const der = key.export({ format: "der", type: "pkcs8" });
+/** The signature algorithm a key signs with, as AlgorithmIdentifier DER and digest name. */
+function signatureAlgorithm(key: KeyObject): { id: Buffer; hash: string } {
   if (key.asymmetricKeyType === "ec") {
     const curve = key.asymmetricKeyDetails?.namedCurve;
-    const namedCurve =
-      curve === "prime256v1"
-        ? "P-256"
-        : curve === "secp384r1"
-          ? "P-384"
-          : curve === "secp521r1"
-            ? "P-521"
-            : undefined;
-    if (!namedCurve) throw new PKIError(`unsupported ECDSA curve ${curve ?? "(unknown)"}`);
-    return webcrypto.subtle.importKey("pkcs8", der, { name: "ECDSA", namedCurve }, false, ["sign"]);
+    if (curve === "secp384r1")
+      return { id: sequence(objectIdentifier(OID.ecdsaWithSHA384)), hash: "sha384" };
+    if (curve === "secp521r1")
+      return { id: sequence(objectIdentifier(OID.ecdsaWithSHA512)), hash: "sha512" };
+    return { id: sequence(objectIdentifier(OID.ecdsaWithSHA256)), hash: "sha256" };
   }
-  return webcrypto.subtle.importKey(
-    "pkcs8",
-    der,
-    { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
+  if (key.asymmetricKeyType === "rsa") {
+    return {
+      id: sequence(objectIdentifier(OID.sha256WithRSAEncryption), nullValue()),
+      hash: "sha256",
+    };
+  }
+  throw new PKIError(`cannot sign with a ${key.asymmetricKeyType} key`);
 }
 
-/** A random positive serial number of 128 bits, as hex. */
-function serialNumber(): string {
+/** Key usage bits (RFC 5280 4.2.1.3). */
+const DIGITAL_SIGNATURE = 0;
+const KEY_ENCIPHERMENT = 2;
+const KEY_CERT_SIGN = 5;
+
+function extension(oid: string, critical: boolean, value: Buffer): Buffer {
+  return sequence(objectIdentifier(oid), ...(critical ? [boolean(true)] : []), octetString(value));
+}
+
+/** RFC 5280's key identifier method 1: SHA-1 of the public key bits. */
+function keyIdentifier(publicKey: KeyObject): Buffer {
+  const spki = publicKey.export({ format: "der", type: "spki" });
+  return createHash("sha1").update(subjectPublicKeyBits(spki)).digest();
+}
+
+/** A random positive serial number of 128 bits. */
+function serialNumber(): Buffer {
   const bytes = randomBytes(16);
-  bytes[0] = bytes[0]! & 0x7f;
-  if (bytes[0] === 0) bytes[0] = 1;
-  return bytes.toString("hex");
+  bytes[0] = (bytes[0]! & 0x7f) | 0x01;
+  return bytes;
 }
 
 /** A subject in Go's order (O before CN), which `openssl x509 -subject` also prints. */
-function subjectName(commonName: string, organizations: string[] = []): x509.JsonName {
-  return [...organizations.map((o) => ({ O: [o] })), { CN: [commonName] }];
+function name(commonName: string, organizations: string[] = []): Buffer {
+  const rdn = (oid: string, value: string) =>
+    set(sequence(objectIdentifier(oid), directoryString(value)));
+  return sequence(
+    ...organizations.map((o) => rdn(OID.organization, o)),
+    rdn(OID.commonName, commonName),
+  );
+}
+
+function ipBytes(ip: string): Buffer {
+  if (isIP(ip) === 4) return Buffer.from(ip.split(".").map(Number));
+  // Expand "::" and any embedded IPv4 tail into eight 16-bit groups.
+  let text = ip;
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (v4) {
+    const b = ipBytes(v4[1]!);
+    text = `${text.slice(0, v4.index)}${b.readUInt16BE(0).toString(16)}:${b.readUInt16BE(2).toString(16)}`;
+  }
+  const [head = "", tail] = text.split("::");
+  const h = head ? head.split(":") : [];
+  const t = tail ? tail.split(":") : [];
+  const groups =
+    tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill("0"), ...t];
+  const out = Buffer.alloc(16);
+  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
+  return out;
+}
+
+interface TBSParams {
+  issuer: Buffer;
+  subject: Buffer;
+  notBefore: Date;
+  notAfter: Date;
+  publicKey: KeyObject;
+  extensions: Buffer[];
+}
+
+function signCertificate(p: TBSParams, signer: KeyObject): { der: Buffer; pem: string } {
+  const alg = signatureAlgorithm(signer);
+  const tbs = sequence(
+    explicit(0, smallInteger(2)),
+    unsignedInteger(serialNumber()),
+    alg.id,
+    p.issuer,
+    sequence(time(p.notBefore), time(p.notAfter)),
+    p.subject,
+    p.publicKey.export({ format: "der", type: "spki" }),
+    explicit(3, sequence(...p.extensions)),
+  );
+  const signature = sign(alg.hash, tbs, signer);
+  const der = sequence(tbs, alg.id, bitString(signature));
+  return { der, pem: encodePEM("CERTIFICATE", der) };
 }
 
 /** A certificate authority able to sign: its certificate and private key. */
@@ -133,7 +204,7 @@ export interface CertificateAuthority {
   cert: X509Certificate;
   certPEM: string;
   /** Absent for an existing CA whose key is kept elsewhere (it can only verify). */
-  key?: CryptoKey;
+  key?: KeyObject;
 }
 
 /** What a new certificate is for. */
@@ -154,41 +225,42 @@ export interface IssuedCertificate {
 }
 
 /**
- * A new self-signed CA, as kubeadm makes its CAs: basic constraints CA:TRUE (critical), key usage
- * digital signature, key encipherment and certificate signing (critical), a subject key
- * identifier, valid ten years (or `validityMs`) from five minutes ago.
+ * A new self-signed CA, as kubeadm makes its CAs: key usage digital signature, key encipherment
+ * and certificate signing (critical), basic constraints CA:TRUE (critical), a subject key
+ * identifier; valid ten years (or `validityMs`) from five minutes ago.
  */
 export async function createCA(
   commonName: string,
   alg: KeyAlgorithm,
   now = new Date(),
   validityMs = CA_VALIDITY_MS,
-): Promise<CertificateAuthority & { keyPEM: string; key: CryptoKey }> {
+): Promise<CertificateAuthority & { keyPEM: string; key: KeyObject }> {
   const keys = await generateKeyPair(alg);
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: serialNumber(),
-    name: subjectName(commonName),
-    notBefore: new Date(now.getTime() - BACKDATE_MS),
-    notAfter: new Date(now.getTime() + validityMs),
-    keys,
-    signingAlgorithm: signingAlgorithm(keys.privateKey),
-    extensions: [
-      new x509.KeyUsagesExtension(
-        x509.KeyUsageFlags.digitalSignature |
-          x509.KeyUsageFlags.keyEncipherment |
-          x509.KeyUsageFlags.keyCertSign,
-        true,
-      ),
-      new x509.BasicConstraintsExtension(true, undefined, true),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-    ],
-  });
-  const certPEM = cert.toString("pem") + "\n";
+  const subject = name(commonName);
+  const { der, pem } = signCertificate(
+    {
+      issuer: subject,
+      subject,
+      notBefore: new Date(now.getTime() - BACKDATE_MS),
+      notAfter: new Date(now.getTime() + validityMs),
+      publicKey: keys.publicKey,
+      extensions: [
+        extension(
+          OID.keyUsage,
+          true,
+          namedBits([DIGITAL_SIGNATURE, KEY_ENCIPHERMENT, KEY_CERT_SIGN]),
+        ),
+        extension(OID.basicConstraints, true, sequence(boolean(true))),
+        extension(OID.subjectKeyIdentifier, false, octetString(keyIdentifier(keys.publicKey))),
+      ],
+    },
+    keys.privateKey,
+  );
   return {
-    cert: new X509Certificate(certPEM),
-    certPEM,
+    cert: new X509Certificate(der),
+    certPEM: pem,
     key: keys.privateKey,
-    keyPEM: await privateKeyPEM(keys.privateKey),
+    keyPEM: privateKeyPEM(keys.privateKey),
   };
 }
 
@@ -196,38 +268,34 @@ export async function createCA(
  * Loads a CA from its PEM files and checks that it is one: the certificate must say CA:TRUE and
  * the key, when present, must belong to it. `keyFile` may be missing only when `keyOptional`.
  */
-export async function loadCA(
+export function loadCA(
   certFile: string,
   keyFile: string,
   opts: { keyOptional?: boolean; name?: string } = {},
-): Promise<CertificateAuthority> {
+): CertificateAuthority {
   const cert = loadCertificate(certFile);
-  const name = opts.name ?? certFile;
-  if (!cert.ca) throw new PKIError(`certificate ${certFile} is not a CA (${name})`);
-  let keyObject: KeyObject | undefined;
+  if (!cert.ca)
+    throw new PKIError(`certificate ${certFile} is not a CA (${opts.name ?? certFile})`);
+  let key: KeyObject | undefined;
   try {
-    keyObject = loadPrivateKey(keyFile);
+    key = loadPrivateKey(keyFile);
   } catch (err) {
     if (!opts.keyOptional || !(err instanceof PKIError) || !/no such file/.test(err.message))
       throw err;
   }
-  if (keyObject && !keyMatchesCertificate(keyObject, cert)) {
+  if (key && !keyMatchesCertificate(key, cert)) {
     throw new PKIError(
       `the private key file ${keyFile} does not match the certificate ${certFile}`,
     );
   }
-  return {
-    cert,
-    certPEM: cert.toString(),
-    key: keyObject ? await signingKey(keyObject) : undefined,
-  };
+  return { cert, certPEM: cert.toString(), key };
 }
 
 /**
- * Issues a certificate and a new key from a CA, as kubeadm does: basic constraints CA:FALSE
- * (critical), key usage digital signature and key encipherment (critical), the given extended key
- * usages, the subject alternative names, an authority key identifier; valid one year from five
- * minutes ago, never past the CA's own end.
+ * Issues a certificate and a new key from a CA, as kubeadm does: key usage digital signature and
+ * key encipherment (critical), the given extended key usages, basic constraints CA:FALSE
+ * (critical), an authority key identifier, the subject alternative names; valid one year from
+ * five minutes ago, never past the CA's own end. The issuer is the CA's subject byte for byte.
  */
 export async function issueCertificate(
   ca: CertificateAuthority,
@@ -237,50 +305,41 @@ export async function issueCertificate(
 ): Promise<IssuedCertificate> {
   if (!ca.key) throw new PKIError("the CA's private key is needed to sign");
   const keys = await generateKeyPair(alg);
-  const caCert = new x509.X509Certificate(ca.cert.raw);
+  const caFields = certificateFields(ca.cert.raw);
   const caEnd = new Date(ca.cert.validTo);
   let notAfter = new Date(now.getTime() + (spec.validityMs ?? CERT_VALIDITY_MS));
   if (notAfter > caEnd) notAfter = caEnd;
-  const extensions: x509.Extension[] = [
-    new x509.KeyUsagesExtension(
-      x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
-      true,
+  const extensions = [
+    extension(OID.keyUsage, true, namedBits([DIGITAL_SIGNATURE, KEY_ENCIPHERMENT])),
+    extension(
+      OID.extKeyUsage,
+      false,
+      sequence(...spec.usages.map((u) => objectIdentifier(OID[u]))),
     ),
-    new x509.ExtendedKeyUsageExtension(
-      spec.usages.map((u) =>
-        u === "serverAuth" ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth,
-      ),
+    extension(OID.basicConstraints, true, sequence()),
+    extension(
+      OID.authorityKeyIdentifier,
+      false,
+      sequence(implicit(0, caFields.subjectKeyId ?? keyIdentifier(ca.cert.publicKey))),
     ),
-    new x509.BasicConstraintsExtension(false, undefined, true),
   ];
-  const ski = caCert.getExtension(x509.SubjectKeyIdentifierExtension);
-  extensions.push(
-    ski
-      ? new x509.AuthorityKeyIdentifierExtension(ski.keyId)
-      : await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey),
-  );
   const names = [
-    ...(spec.dnsNames ?? []).map((value) => ({ type: "dns" as const, value })),
-    ...(spec.ips ?? []).map((value) => ({ type: "ip" as const, value })),
+    ...(spec.dnsNames ?? []).map((n) => implicit(2, Buffer.from(n, "ascii"))),
+    ...(spec.ips ?? []).map((ip) => implicit(7, ipBytes(ip))),
   ];
-  if (names.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(names));
-  const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: serialNumber(),
-    subject: subjectName(spec.commonName, spec.organizations),
-    issuer: caCert.subjectName,
-    notBefore: new Date(now.getTime() - BACKDATE_MS),
-    notAfter,
-    publicKey: keys.publicKey,
-    signingKey: ca.key,
-    signingAlgorithm: signingAlgorithm(ca.key),
-    extensions,
-  });
-  const certPEM = cert.toString("pem") + "\n";
-  return {
-    cert: new X509Certificate(certPEM),
-    certPEM,
-    keyPEM: await privateKeyPEM(keys.privateKey),
-  };
+  if (names.length > 0) extensions.push(extension(OID.subjectAltName, false, sequence(...names)));
+  const { der, pem } = signCertificate(
+    {
+      issuer: caFields.subject,
+      subject: name(spec.commonName, spec.organizations),
+      notBefore: new Date(now.getTime() - BACKDATE_MS),
+      notAfter,
+      publicKey: keys.publicKey,
+      extensions,
+    },
+    ca.key,
+  );
+  return { cert: new X509Certificate(der), certPEM: pem, keyPEM: privateKeyPEM(keys.privateKey) };
 }
 
 /** Splits names into DNS names and IP addresses, dropping duplicates and keeping the order. */

@@ -441,7 +441,7 @@ export async function ensurePKI(
   const result: EnsureResult = { written: [], kept: [] };
   const cas = new Map<string, CertificateAuthority>();
 
-  const loadExistingCA = async (item: PKIItem): Promise<CertificateAuthority> => {
+  const loadExistingCA = (item: PKIItem): CertificateAuthority => {
     const cached = cas.get(item.name);
     if (cached) return cached;
     const certFile = certPath(dir, item.baseName);
@@ -451,7 +451,7 @@ export async function ensurePKI(
         `couldn't load the ${item.baseName} certificate authority from ${dir}: ${certFile} does not exist; run "k8ts certs ${item.name}" first`,
       );
     }
-    const ca = await loadCA(certFile, keyFile, { keyOptional: true, name: item.name });
+    const ca = loadCA(certFile, keyFile, { keyOptional: true, name: item.name });
     cas.set(item.name, ca);
     return ca;
   };
@@ -461,7 +461,7 @@ export async function ensurePKI(
     const keyFile = keyPath(dir, item.baseName);
     if (item.kind === "ca") {
       if (!opts.force && (exists(certFile) || exists(keyFile))) {
-        const ca = await loadExistingCA(item);
+        const ca = loadExistingCA(item);
         warnIfExpired(ca.cert, certFile, log);
         log(
           ca.key
@@ -505,14 +505,14 @@ export async function ensurePKI(
       log(`[certs] Generating "${item.baseName}" key and public key`);
       const keys = await generateKeyPair(config.algorithm);
       fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
-      writeFileAtomic(keyFile, await privateKeyPEM(keys.privateKey), 0o600);
-      writeFileAtomic(pubFile, await publicKeyPEM(keys.publicKey), 0o644);
+      writeFileAtomic(keyFile, privateKeyPEM(keys.privateKey), 0o600);
+      writeFileAtomic(pubFile, publicKeyPEM(keys.publicKey), 0o644);
       result.written.push(item.name);
       continue;
     }
 
     const caItem = byName.get(item.ca!)!;
-    const ca = await loadExistingCA(caItem);
+    const ca = loadExistingCA(caItem);
     if (!opts.force && (exists(certFile) || exists(keyFile))) {
       const cert = loadCertificate(certFile);
       const key = loadPrivateKey(keyFile);
