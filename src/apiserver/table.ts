@@ -1,6 +1,7 @@
 import { tableOrDefault } from "../api/tables/index.js";
 import type { Registry } from "./registry/store.js";
 import type { KObject } from "./registry/types.js";
+import type { CachedObject } from "./registry/cache.js";
 
 /** A row's object in a Table: the object's metadata only, as upstream's default includeObject. */
 export function toPartialObjectMetadata(obj: KObject): KObject {
@@ -30,4 +31,37 @@ export function toTable(
   };
   if (!withoutColumns) table.columnDefinitions = printer.columns;
   return table;
+}
+
+const ROW_OBJECT =
+  ',"object":{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":';
+const ROW_END = Buffer.from("}}");
+const ROWS_END = Buffer.from("]}");
+
+/**
+ * The JSON of a Table of cached objects, as toTable gives it, built from pieces: each row's
+ * metadata comes from the stored bytes without encoding it again, the cells from the kept
+ * decoded object.
+ */
+export function tableJSON(
+  registry: Registry,
+  items: CachedObject[],
+  metadata: Record<string, unknown>,
+): Buffer {
+  const printer = tableOrDefault(registry.def.group, registry.def.kind);
+  const now = new Date();
+  const head = { kind: "Table", apiVersion: "meta.k8s.io/v1", metadata };
+  const parts: Buffer[] = [
+    Buffer.from(
+      `${JSON.stringify(head).slice(0, -1)},"columnDefinitions":${JSON.stringify(printer.columns)},"rows":[`,
+    ),
+  ];
+  items.forEach((obj, i) => {
+    const cells = JSON.stringify(printer.cells(obj.view(), now));
+    parts.push(Buffer.from(`${i > 0 ? "," : ""}{"cells":${cells}${ROW_OBJECT}`));
+    obj.metadataParts(parts);
+    parts.push(ROW_END);
+  });
+  parts.push(ROWS_END);
+  return Buffer.concat(parts);
 }

@@ -20,7 +20,7 @@ import type { Registry, WatchSink } from "../registry/store.js";
 import type { CachedObject } from "../registry/cache.js";
 import type { KObject } from "../registry/types.js";
 import { applyPatch } from "../patch.js";
-import { toTable, toPartialObjectMetadata } from "../table.js";
+import { tableJSON, toTable, toPartialObjectMetadata } from "../table.js";
 import { handleScale } from "./scale.js";
 import { CONNECT_SUBRESOURCES, handleConnect } from "./connect.js";
 import { managerFromUserAgent, serverSideApply } from "../apply/managedfields.js";
@@ -212,7 +212,11 @@ export async function handleResource(
       if (list.remainingItemCount !== undefined)
         metadata.remainingItemCount = list.remainingItemCount;
       if (n.as === "Table") {
-        const items = list.items.map((o) => o.object());
+        if (n.format === "json") {
+          const table = tableJSON(registry, list.items, metadata);
+          return sendRaw(req, res, 200, "application/json", table, NO_CACHE);
+        }
+        const items = list.items.map((o) => o.view());
         return send(req, res, 200, toTable(registry, items, metadata), n.format);
       }
       if (n.as === "PartialObjectMetadataList" || n.as === "PartialObjectMetadata") {
@@ -237,7 +241,7 @@ export async function handleResource(
       const parts: Buffer[] = [Buffer.from(JSON.stringify(head).slice(0, -1) + ',"items":[')];
       list.items.forEach((o, i) => {
         if (i > 0) parts.push(COMMA);
-        parts.push(o.json());
+        o.jsonParts(parts);
       });
       parts.push(LIST_END);
       return sendRaw(req, res, 200, "application/json", Buffer.concat(parts), NO_CACHE);
@@ -381,7 +385,6 @@ async function apply(
   isDryRun: boolean,
   subresource: string,
 ): Promise<void> {
-  const n = negotiate(req.headers.accept);
   const config = parseBody(body, "application/apply-patch+yaml") as KObject;
   const force = query.get("force") === "true";
   const manager = query.get("fieldManager") ?? "";

@@ -3,13 +3,17 @@ import { compareKeys } from "../../storage/interface.js";
 import type { KObject } from "./types.js";
 
 /**
- * How the objects of one resource turn from stored bytes into what the API serves: the decoded
- * object (a fresh copy on every call; callers may change it) and its JSON with
- * metadata.resourceVersion set.
+ * How the objects of one resource turn from stored bytes into what the API serves.
  */
 export interface ObjectCodec {
+  /** The decoded object as served, with metadata.resourceVersion (a fresh copy on every call). */
   decode(raw: Uint8Array, revision: number): KObject;
-  json(raw: Uint8Array, revision: number): Buffer;
+  /**
+   * Where the content of the metadata object starts (right after `"metadata":{`) when the stored
+   * bytes are already the served JSON but for the resourceVersion (stored in the served version,
+   * apiVersion, kind and metadata first, as this server writes objects); -1 otherwise.
+   */
+  metadataStart(raw: Uint8Array): number;
   /** The labels and field-selector fields of an object, for selectors. */
   attributes(obj: KObject): ObjectAttributes;
 }
@@ -19,6 +23,30 @@ export interface ObjectAttributes {
   fields: Record<string, string>;
 }
 
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN = 0x7b;
+const CLOSE = 0x7d;
+
+/** The index of the `}` that closes the JSON object whose content starts at `from`. */
+function objectEnd(bytes: Buffer, from: number): number {
+  let depth = 1;
+  for (let i = from; i < bytes.length; i++) {
+    const c = bytes[i]!;
+    if (c === QUOTE) {
+      for (i++; i < bytes.length; i++) {
+        const d = bytes[i]!;
+        if (d === BACKSLASH) i++;
+        else if (d === QUOTE) break;
+      }
+    } else if (c === OPEN || c === 0x5b) depth++;
+    else if (c === CLOSE || c === 0x5d) {
+      if (--depth === 0) return i;
+    }
+  }
+  return -1;
+}
+
 /**
  * One object at one revision, as the cache (or a storage read) holds it: the stored bytes, shared
  * with the storage layer, with what is derived from them computed on demand.
@@ -26,6 +54,10 @@ export interface ObjectAttributes {
 export class CachedObject {
   private attrs: ObjectAttributes | undefined;
   private lines: Partial<Record<string, Buffer>> | undefined;
+  private decoded: KObject | undefined;
+  /** Where the metadata content starts and where its closing brace is; -1: not served as is. */
+  private metaStart: number | undefined;
+  private metaEnd = -1;
 
   constructor(
     readonly key: string,
@@ -35,18 +67,71 @@ export class CachedObject {
     private readonly codec: ObjectCodec,
   ) {}
 
-  /** A fresh decoded copy. */
+  /** A fresh decoded copy, the caller's to change. */
   object(): KObject {
     return this.codec.decode(this.raw, this.revision);
   }
 
+  /**
+   * The decoded object, kept: for reading only (tables, selectors). The cache keeps it as long
+   * as it keeps the object, so only what needs the decoded form pays for it.
+   */
+  view(): KObject {
+    return (this.decoded ??= this.object());
+  }
+
+  private bytes(): Buffer {
+    return Buffer.from(this.raw.buffer, this.raw.byteOffset, this.raw.byteLength);
+  }
+
+  private start(): number {
+    return (this.metaStart ??= this.codec.metadataStart(this.raw));
+  }
+
+  private resourceVersionField(comma: boolean): Buffer {
+    return Buffer.from(`"resourceVersion":"${this.revision}"${comma ? "," : ""}`);
+  }
+
+  /** Appends the pieces of the object's JSON, resourceVersion included, to `out`. */
+  jsonParts(out: Buffer[]): void {
+    const at = this.start();
+    if (at < 0) {
+      out.push(Buffer.from(JSON.stringify(this.view())));
+      return;
+    }
+    const bytes = this.bytes();
+    out.push(
+      bytes.subarray(0, at),
+      this.resourceVersionField(bytes[at] !== CLOSE),
+      bytes.subarray(at),
+    );
+  }
+
   /** The object as JSON, resourceVersion included. */
   json(): Buffer {
-    return this.codec.json(this.raw, this.revision);
+    const parts: Buffer[] = [];
+    this.jsonParts(parts);
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  }
+
+  /** Appends the pieces of the JSON of the object's metadata, resourceVersion included. */
+  metadataParts(out: Buffer[]): void {
+    const at = this.start();
+    if (at >= 0 && this.metaEnd < 0) this.metaEnd = objectEnd(this.bytes(), at);
+    if (at < 0 || this.metaEnd < 0) {
+      out.push(Buffer.from(JSON.stringify(this.view().metadata ?? {})));
+      return;
+    }
+    const bytes = this.bytes();
+    out.push(
+      bytes.subarray(at - 1, at),
+      this.resourceVersionField(bytes[at] !== CLOSE),
+      bytes.subarray(at, this.metaEnd + 1),
+    );
   }
 
   attributes(): ObjectAttributes {
-    return (this.attrs ??= this.codec.attributes(this.object()));
+    return (this.attrs ??= this.codec.attributes(this.view()));
   }
 
   /** `{"type":TYPE,"object":...}\n`, encoded once per type however many watchers get it. */
@@ -54,16 +139,17 @@ export class CachedObject {
     this.lines ??= {};
     let line = this.lines[type];
     if (!line) {
-      line = Buffer.concat([
-        Buffer.from(`{"type":"${type}","object":`),
-        this.json(),
-        Buffer.from("}\n"),
-      ]);
+      const parts = [Buffer.from(`{"type":"${type}","object":`)];
+      this.jsonParts(parts);
+      parts.push(EVENT_END);
+      line = Buffer.concat(parts);
       this.lines[type] = line;
     }
     return line;
   }
 }
+
+const EVENT_END = Buffer.from("}\n");
 
 /** A change the cache saw: the object as it is now (for a delete, as it was) and before. */
 export interface CacheEvent {

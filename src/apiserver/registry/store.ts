@@ -134,7 +134,13 @@ export class Registry {
   /** Stored bytes to served forms, for the cache and storage reads alike. */
   readonly codec: ObjectCodec = {
     decode: (raw, revision) => this.decode(raw, revision),
-    json: (raw, revision) => withResourceVersion(raw, revision, this.head, this.decode.bind(this)),
+    metadataStart: (raw) => {
+      const head = this.head;
+      return raw.byteLength > head.length &&
+        Buffer.compare(head, Buffer.from(raw.buffer, raw.byteOffset, head.length)) === 0
+        ? head.length
+        : -1;
+    },
     attributes: (obj) => ({
       labels: obj.metadata?.labels as Record<string, string> | undefined,
       fields: this.fields(obj),
@@ -236,7 +242,7 @@ export class Registry {
   toJSON(obj: KObject): Buffer {
     const raw = this.storedBytes.get(obj);
     const rv = Number(obj.metadata?.resourceVersion);
-    if (raw && Number.isInteger(rv)) return this.codec.json(raw, rv);
+    if (raw && Number.isInteger(rv)) return new CachedObject("", raw, rv, this.codec).json();
     return Buffer.from(JSON.stringify(obj));
   }
 
@@ -866,28 +872,6 @@ export class Registry {
     if (initialEventsEnd) metadata.annotations = { "k8s.io/initial-events-end": "true" };
     return { kind: this.def.kind, apiVersion: this.apiVersion, metadata };
   }
-}
-
-/**
- * The JSON of a stored object with its resourceVersion: spliced into the stored bytes right after
- * `"metadata":{` when they start with `head` (apiVersion and kind as served, then metadata, as
- * this server writes objects); decoded and encoded again otherwise (converted from another
- * version, or written in another key order).
- */
-function withResourceVersion(
-  raw: Uint8Array,
-  revision: number,
-  head: Buffer,
-  decode: (raw: Uint8Array, revision: number) => KObject,
-): Buffer {
-  const bytes = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
-  if (bytes.length > head.length && bytes.compare(head, 0, head.length, 0, head.length) === 0) {
-    const cut = head.length;
-    const empty = bytes[cut] === 0x7d; // "}"
-    const rv = Buffer.from(`"resourceVersion":"${revision}"${empty ? "" : ","}`);
-    return Buffer.concat([bytes.subarray(0, cut), rv, bytes.subarray(cut)]);
-  }
-  return Buffer.from(JSON.stringify(decode(raw, revision)));
 }
 
 /** Takes the managedFields of a tracked copy into the object's own metadata (kept by reference elsewhere). */
