@@ -304,27 +304,48 @@ class Watcher {
   }
 
   private scan(chunk: Buffer): void {
-    const data = this.carry ? Buffer.concat([this.carry, chunk]) : chunk;
-    this.carry = undefined;
-    let pos = 0;
+    let from = 0;
+    if (this.carry) {
+      // A marker (or its value) cut by the packet boundary: look at the carried tail joined with
+      // the start of this chunk only, not at a copy of the whole chunk.
+      const carried = this.carry;
+      this.carry = undefined;
+      const joint = Buffer.concat([carried, chunk.subarray(0, SEQ_MARKER.length + 24)]);
+      const i = joint.indexOf(SEQ_MARKER);
+      if (i >= 0 && i < carried.length) {
+        const start = i + SEQ_MARKER.length;
+        const end = joint.indexOf(0x22, start);
+        if (end < 0) {
+          this.carry = Buffer.concat([carried, chunk]).subarray(i);
+          return;
+        }
+        this.found(joint, start, end);
+        from = Math.max(0, end + 1 - carried.length);
+      }
+    }
+    let pos = from;
     for (;;) {
-      const i = data.indexOf(SEQ_MARKER, pos);
+      const i = chunk.indexOf(SEQ_MARKER, pos);
       if (i < 0) break;
       const start = i + SEQ_MARKER.length;
-      const end = data.indexOf(0x22, start);
+      const end = chunk.indexOf(0x22, start);
       if (end < 0) {
-        this.carry = Buffer.from(data.subarray(i));
+        this.carry = Buffer.from(chunk.subarray(i));
         return;
       }
-      let seq = 0;
-      for (let k = start; k < end; k++) seq = seq * 10 + (data[k]! - 48);
-      this.events++;
-      this.onSeq(seq);
+      this.found(chunk, start, end);
       pos = end + 1;
     }
     // The tail may hold the start of a marker cut by the packet boundary.
-    const keep = Math.max(pos, data.length - SEQ_MARKER.length + 1);
-    if (keep < data.length) this.carry = Buffer.from(data.subarray(keep));
+    const keep = Math.max(pos, chunk.length - SEQ_MARKER.length + 1);
+    if (keep < chunk.length) this.carry = Buffer.from(chunk.subarray(keep));
+  }
+
+  private found(data: Buffer, start: number, end: number): void {
+    let seq = 0;
+    for (let k = start; k < end; k++) seq = seq * 10 + (data[k]! - 48);
+    this.events++;
+    this.onSeq(seq);
   }
 
   close(): void {
