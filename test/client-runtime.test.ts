@@ -75,6 +75,16 @@ test("kubeconfig from the server, HTTP/2, and --master on the insecure port reac
       Array.from({ length: 20 }, () => h2.resource("v1/Namespace").get("kube-system")),
     );
     assert.ok(results.every((r) => r.metadata?.name === "kube-system"));
+    // Watches are streams of the same session.
+    const ac = new AbortController();
+    const events = await h2
+      .resource("v1/ConfigMap", "default")
+      .watch({ resourceVersion: "0" }, ac.signal);
+    await client.resource("v1/ConfigMap", "default").create({ metadata: { name: "over-h2" } });
+    for await (const e of events) {
+      if (e.type === "ADDED" && e.object.metadata?.name === "over-h2") break;
+    }
+    ac.abort();
   } finally {
     h2.close();
   }
@@ -480,6 +490,7 @@ test("controller: a level-triggered reconciler over keys, re-run for owned objec
   const secrets = client.resource("v1/Secret", "ctrl");
   const informers = new SharedInformers(client);
   let reconciles = 0;
+  let periodic = 0;
   let failOnce = true;
   const errors: unknown[] = [];
   const mirror = controller({
@@ -492,6 +503,10 @@ test("controller: a level-triggered reconciler over keys, re-run for owned objec
     reconcile: async ({ namespace, name }) => {
       reconciles++;
       if (namespace !== "ctrl") return;
+      if (name === "periodic") {
+        periodic++;
+        return { requeueAfter: 100 };
+      }
       const cm = mirror.informer.store.getByName(namespace, name);
       if (!cm || cm.metadata?.deletionTimestamp) return;
       if (name === "flaky" && failOnce) {
@@ -558,6 +573,9 @@ test("controller: a level-triggered reconciler over keys, re-run for owned objec
     async () => decode(await secrets.get("app-mirror")) === "bonjour",
   );
   assert.ok(reconciles >= 4);
+  // requeueAfter runs the key again without any change.
+  await cms.create({ metadata: { name: "periodic" } });
+  await waitFor("three periodic reconciles", () => periodic >= 3);
   ac.abort();
   await running;
   assert.equal(mirror.ready, false);

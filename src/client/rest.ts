@@ -184,6 +184,8 @@ class Http1Transport implements Transport {
 
 class Http2Transport implements Transport {
   private session: http2.ClientHttp2Session | undefined;
+  /** Streams open per session. */
+  private readonly open = new WeakMap<http2.ClientHttp2Session, number>();
 
   constructor(
     private readonly url: URL,
@@ -214,15 +216,19 @@ class Http2Transport implements Transport {
   ): Promise<StreamResponse> {
     return new Promise((resolve, reject) => {
       const session = this.connect();
-      session.ref();
+      // Open streams keep the process alive; an idle session does not.
+      const open = this.open.get(session) ?? 0;
+      this.open.set(session, open + 1);
+      if (open === 0) session.ref();
       const req = session.request(
         { ":method": method, ":path": path, ...headers },
         signal ? { signal } : {},
       );
-      const unref = () => {
-        if (!session.destroyed) session.unref();
-      };
-      req.on("close", unref);
+      req.once("close", () => {
+        const left = (this.open.get(session) ?? 1) - 1;
+        this.open.set(session, left);
+        if (left === 0 && !session.destroyed) session.unref();
+      });
       req.on("error", reject);
       req.on("response", (h) => {
         const { ":status": status, ...rest } = h;
