@@ -6,6 +6,8 @@ import { openStore, type StoreConfig } from "../storage/index.js";
 import { ensureSelfSignedServingCert } from "../pki/selfsigned.js";
 import { APIServer } from "./server.js";
 import { builtinResourceDefs } from "./resources.js";
+import { Security } from "./security.js";
+import { authorizationModeError } from "./auth/authorizer/modes.js";
 
 export const apiserverFlags = {
   "etcd-servers": flag.strings(
@@ -60,6 +62,35 @@ export const apiserverFlags = {
   "max-requests-inflight": flag.int(
     "The maximum number of non-mutating requests in flight at a given time",
     400,
+  ),
+  "client-ca-file": flag.string(
+    "If set, any request presenting a client certificate signed by one of the authorities in the client-ca-file is authenticated with an identity corresponding to the CommonName of the client certificate",
+  ),
+  "token-auth-file": flag.string(
+    "If set, the file that will be used to secure the secure port of the API server via token authentication",
+  ),
+  "service-account-key-file": flag.strings(
+    "File containing PEM-encoded x509 RSA or ECDSA private or public keys, used to verify ServiceAccount tokens (can be given multiple times)",
+  ),
+  "service-account-issuer": flag.strings(
+    "Identifier of the service account token issuer; the first one issues tokens, all are accepted (can be given multiple times)",
+  ),
+  "service-account-signing-key-file": flag.string(
+    "Path to the file that contains the current private key of the service account token issuer",
+  ),
+  "api-audiences": flag.strings(
+    "Identifiers of the API; the service account token authenticator checks tokens against them (defaults to the first --service-account-issuer)",
+  ),
+  "enable-bootstrap-token-auth": flag.bool(
+    "Enable to allow secrets of type 'bootstrap.kubernetes.io/token' in the 'kube-system' namespace to be used for TLS bootstrapping authentication",
+  ),
+  "anonymous-auth": flag.bool(
+    "Enables anonymous requests to the secure port of the API server. Requests that are not rejected by another authentication method are treated as anonymous requests (username system:anonymous, group system:unauthenticated)",
+    true,
+  ),
+  "authorization-mode": flag.strings(
+    "Ordered list of plug-ins to do authorization on secure port: AlwaysAllow, AlwaysDeny, RBAC, Node (comma separated)",
+    ["AlwaysAllow"],
   ),
   "max-mutating-requests-inflight": flag.int(
     "The maximum number of mutating requests in flight at a given time; 0 means no limit",
@@ -119,6 +150,25 @@ export async function runAPIServer(
       `invalid argument "${f["bind-address"]}" for "--bind-address" flag: failed to parse IP: "${f["bind-address"]}"`,
     );
   }
+  const modeError = authorizationModeError(f["authorization-mode"]);
+  if (modeError) return fail(modeError);
+  let security: Security;
+  try {
+    security = new Security({
+      clientCAFile: f["client-ca-file"],
+      tokenAuthFile: f["token-auth-file"],
+      serviceAccountKeyFiles: f["service-account-key-file"],
+      serviceAccountIssuers: f["service-account-issuer"],
+      serviceAccountSigningKeyFile: f["service-account-signing-key-file"],
+      apiAudiences: f["api-audiences"],
+      enableBootstrapTokenAuth: f["enable-bootstrap-token-auth"],
+      anonymousAuth: f["anonymous-auth"],
+      authorizationModes: f["authorization-mode"],
+    });
+  } catch (err) {
+    return fail((err as Error).message);
+  }
+  for (const warning of security.warnings) process.stderr.write(`Warning: ${warning}\n`);
   const advertise = f["advertise-address"] ?? defaultAdvertiseAddress(f["bind-address"]);
   const config: StoreConfig =
     f["etcd-servers"].length > 0
@@ -161,6 +211,7 @@ export async function runAPIServer(
       f["insecure-port"] > 0
         ? { host: f["insecure-bind-address"], port: f["insecure-port"] }
         : undefined,
+    security,
     advertiseAddress: advertise,
     serviceIP: firstServiceIP(f["service-cluster-ip-range"]),
     serviceClusterIPRange: f["service-cluster-ip-range"],

@@ -31,7 +31,10 @@ import { handleResource, type BodyDecoder } from "./handlers/resource.js";
 import { Discovery } from "./discovery.js";
 import { bootstrap } from "./bootstrap.js";
 import { handleBinding } from "./handlers/binding.js";
-import { ANONYMOUS, handleReview, isReview } from "./handlers/reviews.js";
+import { handleReview, isReview } from "./handlers/reviews.js";
+import { Security, UNSECURED_USER } from "./security.js";
+import { requestAttributes, type UserInfo } from "./auth/types.js";
+import { forbiddenError, unauthorizedError } from "./auth/forbidden.js";
 import {
   decodeObject,
   PROTOBUF_MEDIA_TYPE,
@@ -55,6 +58,8 @@ export interface APIServerConfig {
   secure?: ListenConfig & { certFile: string; keyFile: string };
   /** Plain HTTP without authentication (the tutorial mode); loopback only. */
   insecure?: ListenConfig;
+  /** Authentication and authorization (see security.ts). */
+  security: Security;
   advertiseAddress: string;
   /** The `kubernetes` Service's cluster IP. */
   serviceIP: string;
@@ -119,8 +124,8 @@ export class APIServer {
 
   /** Listens, then serves until `signal` aborts; resolves once listening. */
   async start(signal: AbortSignal): Promise<void> {
-    const handler = (req: Request, res: Response) => {
-      this.handle(req, res).catch((err: unknown) => {
+    const handler = (secure: boolean) => (req: Request, res: Response) => {
+      this.handle(req, res, secure).catch((err: unknown) => {
         // Answering failed too (the connection is gone, or headers were half sent): drop the
         // request, never the server.
         process.stderr.write(
@@ -145,14 +150,19 @@ export class APIServer {
           cert: fs.readFileSync(s.certFile),
           key: fs.readFileSync(s.keyFile),
           minVersion: "TLSv1.2",
+          // Client certificates are asked for and checked by the x509 authenticator, so that a
+          // certificate from another CA gets a 401 rather than a failed handshake.
+          ...(this.config.security.config.clientCAFile
+            ? { requestCert: true, rejectUnauthorized: false }
+            : {}),
         },
-        handler,
+        handler(true),
       );
       this.servers.push(server);
       this.addresses.secure = await listen(server, s);
     }
     if (this.config.insecure) {
-      const server = http.createServer({ keepAliveTimeout: 60_000 }, handler);
+      const server = http.createServer({ keepAliveTimeout: 60_000 }, handler(false));
       this.servers.push(server);
       this.addresses.insecure = await listen(server, this.config.insecure);
     }
@@ -167,12 +177,16 @@ export class APIServer {
       advertiseAddress: this.config.advertiseAddress,
       securePort: this.addresses.secure?.port ?? this.addresses.insecure!.port,
     });
+    await this.config.security.start((group, version, resource) =>
+      this.registry(group, version, resource),
+    );
     this.ready = true;
   }
 
   async stop(): Promise<void> {
     this.ready = false;
     this.shutdown.abort();
+    this.config.security.stop();
     for (const registry of this.registries.values()) registry.close();
     await Promise.all(
       this.servers.map(
@@ -273,12 +287,30 @@ export class APIServer {
     }
   };
 
-  private async handle(req: Request, res: Response): Promise<void> {
+  /**
+   * The request pipeline: authenticate (the secure port; the tutorial port's user has every
+   * power), authorize, then serve (admission and the registry are inside).
+   */
+  private async handle(req: Request, res: Response, secure: boolean): Promise<void> {
     const url = new URL(req.url ?? "/", "https://apiserver");
     const path = url.pathname;
     const query = url.searchParams;
     const format = negotiate(req.headers.accept).format;
     try {
+      const info = parseRequestInfo(req.method ?? "GET", path, query);
+      const security = this.config.security;
+      let user: UserInfo | null = UNSECURED_USER;
+      if (secure) {
+        user = await security.authenticate({
+          headers: req.headers,
+          socket: req.socket as import("node:net").Socket,
+          path,
+        });
+        if (!user) throw unauthorizedError();
+      }
+      const attrs = requestAttributes(user, info, query);
+      const decision = security.authorize(attrs);
+      if (decision.decision !== "allow") throw forbiddenError(attrs, decision.reason);
       const top = path.split("/")[1] ?? "";
       if (path === "/version" || path === "/version/") {
         return send(req, res, 200, {
@@ -309,10 +341,9 @@ export class APIServer {
         return sendRaw(req, res, doc.status, doc.contentType, doc.body, headers);
       }
       if (top === "api" || top === "apis") {
-        const info = parseRequestInfo(req.method ?? "GET", path, query);
         if (info.verb !== "watch")
-          return await this.limited(info.verb, () => this.serveAPI(req, res, info, query));
-        return await this.serveAPI(req, res, info, query);
+          return await this.limited(info.verb, () => this.serveAPI(req, res, info, query, user));
+        return await this.serveAPI(req, res, info, query, user);
       }
       return sendText(res, 404, "404 page not found\n");
     } catch (err) {
@@ -348,6 +379,7 @@ export class APIServer {
     res: Response,
     info: RequestInfo,
     query: URLSearchParams,
+    user: UserInfo,
   ): Promise<void> {
     const path = info.path;
     const format = negotiate(req.headers.accept).format;
@@ -374,7 +406,8 @@ export class APIServer {
         info.resource,
         info.namespace,
         this.decode,
-        ANONYMOUS,
+        user,
+        this.config.security,
       );
     }
     const registry = this.registry(info.apiGroup, info.apiVersion, info.resource);

@@ -1,19 +1,18 @@
-import { badRequest } from "../../api/status.js";
+import { badRequest, invalid, required } from "../../api/status.js";
 import { readBody, send, negotiate, type Request, type Response } from "../http.js";
 import type { KObject } from "../registry/types.js";
 import type { BodyDecoder } from "./resource.js";
-
-/** Who is asking; until authentication exists every request is anonymous. */
-export interface UserInfo {
-  username: string;
-  uid?: string;
-  groups: string[];
-}
-
-export const ANONYMOUS: UserInfo = {
-  username: "system:anonymous",
-  groups: ["system:unauthenticated"],
-};
+import type { UserInfo } from "../auth/types.js";
+import type { Security } from "../security.js";
+import {
+  accessReviewStatus,
+  reviewAttributes,
+  reviewUser,
+  rulesReviewStatus,
+  validateAccessReviewSpec,
+  type AccessReviewSpec,
+} from "../auth/authorizer/reviews.js";
+import { tokenReviewStatus } from "../auth/authenticator/union.js";
 
 const REVIEWS: Record<string, { apiVersion: string; kind: string }> = {
   "authorization.k8s.io/selfsubjectaccessreviews": {
@@ -32,6 +31,10 @@ const REVIEWS: Record<string, { apiVersion: string; kind: string }> = {
     apiVersion: "authorization.k8s.io/v1",
     kind: "SelfSubjectRulesReview",
   },
+  "authentication.k8s.io/tokenreviews": {
+    apiVersion: "authentication.k8s.io/v1",
+    kind: "TokenReview",
+  },
   "authentication.k8s.io/selfsubjectreviews": {
     apiVersion: "authentication.k8s.io/v1",
     kind: "SelfSubjectReview",
@@ -43,9 +46,9 @@ export function isReview(group: string, resource: string): boolean {
 }
 
 /**
- * The request-only review resources (POST, answered, never stored) with the authorizer in force.
- * Until authorization exists that is AlwaysAllow: every access review is allowed, and the rules
- * review lists everything. SelfSubjectReview answers with the requesting user.
+ * The request-only review resources (POST, answered, never stored): access reviews answered by
+ * the authorizer in force, the rules review by its rule resolver, TokenReview by the token
+ * authenticators, SelfSubjectReview with the requesting user.
  */
 export async function handleReview(
   req: Request,
@@ -55,6 +58,7 @@ export async function handleReview(
   namespace: string,
   decode: BodyDecoder,
   user: UserInfo,
+  security: Security,
 ): Promise<void> {
   const want = REVIEWS[`${group}/${resource}`]!;
   const review = decode(await readBody(req), String(req.headers["content-type"] ?? ""), want);
@@ -63,33 +67,60 @@ export async function handleReview(
       `the kind in the data (${review.kind}) does not match the expected kind (${want.kind})`,
     );
   }
+  const spec = (review.spec ?? {}) as AccessReviewSpec & {
+    namespace?: string;
+    token?: string;
+    audiences?: string[];
+  };
   const answer: KObject = {
     kind: want.kind,
     apiVersion: want.apiVersion,
     metadata: { ...review.metadata, creationTimestamp: null as unknown as string },
-    spec: review.spec ?? {},
+    spec,
   };
-  if (resource === "localsubjectaccessreviews") {
-    const ns = (review.spec as { resourceAttributes?: { namespace?: string } } | undefined)
-      ?.resourceAttributes?.namespace;
-    if (ns !== namespace) {
-      throw badRequest(`spec.resourceAttributes.namespace must match namespace: ${namespace}`);
-    }
-  }
+  const kind = { group, kind: want.kind };
+  const name = review.metadata?.name ?? "";
+  const authorizer = security.built.authorizer;
   switch (resource) {
-    case "selfsubjectreviews":
+    case "selfsubjectreviews": {
       delete answer.spec;
-      answer.status = { userInfo: user };
+      const userInfo: Record<string, unknown> = { username: user.username, groups: user.groups };
+      if (user.uid) userInfo.uid = user.uid;
+      if (user.extra && Object.keys(user.extra).length > 0) userInfo.extra = user.extra;
+      answer.status = { userInfo };
       break;
+    }
     case "selfsubjectrulesreviews":
-      answer.status = {
-        resourceRules: [{ verbs: ["*"], apiGroups: ["*"], resources: ["*"] }],
-        nonResourceRules: [{ verbs: ["*"], nonResourceURLs: ["*"] }],
-        incomplete: false,
-      };
+      if (!spec.namespace) {
+        throw invalid(kind, name, [required("spec.namespace")]);
+      }
+      answer.status = rulesReviewStatus(authorizer, user, spec.namespace);
       break;
-    default:
-      answer.status = { allowed: true };
+    case "tokenreviews": {
+      if (!spec.token) throw badRequest("token is required for TokenReview in authentication");
+      answer.status = await tokenReviewStatus(
+        security.tokens,
+        spec.token,
+        spec.audiences,
+        security.apiAudiences,
+      );
+      break;
+    }
+    default: {
+      const self = resource === "selfsubjectaccessreviews";
+      const errors = validateAccessReviewSpec(spec, self);
+      if (errors.length > 0) throw invalid(kind, name, errors);
+      if (resource === "localsubjectaccessreviews") {
+        const ns = spec.resourceAttributes?.namespace;
+        if (ns !== namespace) {
+          throw badRequest(`spec.resourceAttributes.namespace must match namespace: ${namespace}`);
+        }
+      }
+      answer.status = accessReviewStatus(
+        authorizer,
+        reviewAttributes(spec, self ? user : reviewUser(spec)),
+      );
+    }
   }
   send(req, res, 201, answer, negotiate(req.headers.accept).format);
 }

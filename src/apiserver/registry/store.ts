@@ -398,6 +398,46 @@ export class Registry {
     return (this.watchCache ??= new WatchCache(this.store, `${this.def.keyPrefix}/`, this.codec));
   }
 
+  /**
+   * Follows every object of this resource from the watch cache, for the server's own indexes
+   * (RBAC, the node graph): `set` for each object now and each change after, `remove` for each
+   * deletion. Objects are the cache's decoded copies: read, never change them. Resolves once the
+   * current objects have been handed over; returns the function that stops it.
+   */
+  async subscribe(handler: {
+    set(obj: KObject): void;
+    remove(obj: KObject): void;
+  }): Promise<() => void> {
+    const cache = this.cache();
+    await cache.ready();
+    const sink: WatchSink = {
+      events(batch) {
+        for (const e of batch) {
+          if (e.type === "DELETED") handler.remove(e.object.view());
+          else handler.set(e.object.view());
+        }
+      },
+      bookmark() {},
+      error() {},
+      end() {},
+    };
+    const started = cache.addWatch(
+      { prefix: `${this.def.keyPrefix}/`, matches: undefined, bookmarks: false },
+      sink,
+      { initial: true },
+    )!;
+    cache.flushAll();
+    return started.cancel;
+  }
+
+  /**
+   * An object as the watch cache holds it now (a decoded copy to read, never change), for
+   * lookups on the request path; undefined when absent or before the cache has started.
+   */
+  cached(namespace: string, name: string): KObject | undefined {
+    return this.watchCache?.get(this.key(namespace, name))?.view();
+  }
+
   /** Stops the watch cache (the server is stopping). */
   close(): void {
     this.watchCache?.stop();
