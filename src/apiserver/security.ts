@@ -73,6 +73,16 @@ export const UNSECURED_USER: UserInfo = Object.freeze({
   groups: Object.freeze(["system:masters", "system:authenticated"]) as string[],
 }) as UserInfo;
 
+const BASE_ATTRIBUTES = {
+  namespace: "",
+  apiGroup: "",
+  apiVersion: "",
+  resource: "",
+  subresource: "",
+  name: "",
+  path: "",
+};
+
 type RegistryOf = (group: string, version: string, resource: string) => Registry | undefined;
 
 export class Security {
@@ -327,6 +337,91 @@ export class Security {
       if (err instanceof AuthenticationError) return null;
       throw err;
     }
+  }
+
+  /**
+   * Impersonation (`Impersonate-User`, `-Group`, `-Uid`, `-Extra-*` headers), as upstream's
+   * filter: the requester must be allowed to `impersonate` each of them; the request then runs
+   * as the impersonated user. Returns the user to serve the request as.
+   */
+  impersonate(user: UserInfo, headers: import("node:http").IncomingHttpHeaders): UserInfo {
+    const header = (name: string): string[] => {
+      const v = headers[name];
+      if (v === undefined) return [];
+      return (Array.isArray(v) ? v : [v]).flatMap((x) => x.split(",")).map((x) => x.trim());
+    };
+    const username = header("impersonate-user")[0];
+    const groups = header("impersonate-group");
+    const uid = header("impersonate-uid")[0];
+    const extra: Record<string, string[]> = {};
+    for (const [name, value] of Object.entries(headers)) {
+      if (!name.startsWith("impersonate-extra-") || value === undefined) continue;
+      const key = decodeURIComponent(name.slice("impersonate-extra-".length));
+      extra[key] = (Array.isArray(value) ? value : [value])
+        .flatMap((x) => x.split(","))
+        .map((x) => x.trim());
+    }
+    if (username === undefined) {
+      if (groups.length > 0 || uid !== undefined || Object.keys(extra).length > 0) {
+        throw new StatusError(
+          500,
+          "InternalError",
+          "Internal error occurred: requested [" +
+            [...groups.map((g) => `{Group ${g}}`)].join(" ") +
+            "] without impersonating a user",
+        );
+      }
+      return user;
+    }
+    const check = (a: Partial<Attributes>, what: string) => {
+      const attrs = { ...BASE_ATTRIBUTES, user, verb: "impersonate", resourceRequest: true, ...a };
+      if (this.authorize(attrs).decision !== "allow") {
+        throw new StatusError(
+          403,
+          "Forbidden",
+          `${what} is forbidden: User "${user.username}" cannot impersonate resource "${attrs.resource}" in API group "${attrs.apiGroup}"${attrs.namespace ? ` in the namespace "${attrs.namespace}"` : " at the cluster scope"}`,
+          { name: attrs.name, group: attrs.apiGroup, kind: attrs.resource },
+        );
+      }
+    };
+    const sa = /^system:serviceaccount:([^:]+):([^:]+)$/.exec(username);
+    const out: UserInfo = { username, groups: [] };
+    if (sa) {
+      check(
+        { resource: "serviceaccounts", namespace: sa[1]!, name: sa[2]! },
+        `serviceaccounts "${sa[2]}"`,
+      );
+      out.groups.push("system:serviceaccounts", `system:serviceaccounts:${sa[1]}`);
+    } else {
+      check({ resource: "users", name: username }, `users "${username}"`);
+    }
+    for (const g of groups) {
+      check({ resource: "groups", name: g }, `groups "${g}"`);
+      if (!out.groups.includes(g)) out.groups.push(g);
+    }
+    if (uid !== undefined) {
+      check(
+        { resource: "uids", apiGroup: "authentication.k8s.io", name: uid },
+        `uids.authentication.k8s.io "${uid}"`,
+      );
+      out.uid = uid;
+    }
+    for (const [key, values] of Object.entries(extra)) {
+      for (const v of values) {
+        check(
+          { resource: "userextras", subresource: key, apiGroup: "authentication.k8s.io", name: v },
+          `userextras.authentication.k8s.io "${v}"`,
+        );
+      }
+    }
+    if (Object.keys(extra).length > 0) out.extra = extra;
+    // Upstream adds the authenticated (or unauthenticated) group to whoever is impersonated.
+    if (username === "system:anonymous") {
+      if (!out.groups.includes("system:unauthenticated")) out.groups.push("system:unauthenticated");
+    } else if (!out.groups.includes("system:authenticated")) {
+      out.groups.push("system:authenticated");
+    }
+    return out;
   }
 
   authorize(attrs: Attributes): Decision {

@@ -307,6 +307,7 @@ export class APIServer {
           path,
         });
         if (!user) throw unauthorizedError();
+        user = security.impersonate(user, req.headers);
       }
       const attrs = requestAttributes(user, info, query);
       const decision = security.authorize(attrs);

@@ -23,6 +23,8 @@ export class TestAPIServer {
   constructor(
     readonly dir: string,
     readonly extraArgs: string[] = [],
+    /** The CA that signed the serving certificate, when it is not the generated self-signed one. */
+    private readonly servingCA?: string,
   ) {}
 
   get url(): string {
@@ -30,7 +32,7 @@ export class TestAPIServer {
   }
 
   get caFile(): string {
-    return path.join(this.dir, "certs", "apiserver.crt");
+    return this.servingCA ?? path.join(this.dir, "certs", "apiserver.crt");
   }
 
   /** Starts the server (again, on the same port and data when restarting) and waits until ready. */
