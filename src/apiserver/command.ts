@@ -7,6 +7,7 @@ import { ensureSelfSignedServingCert } from "../pki/selfsigned.js";
 import { APIServer } from "./server.js";
 import { builtinResourceDefs } from "./resources.js";
 import { Security } from "./security.js";
+import { admissionPlugins } from "./admission/plugins/index.js";
 import { authorizationModeError } from "./auth/authorizer/modes.js";
 
 export const apiserverFlags = {
@@ -92,6 +93,12 @@ export const apiserverFlags = {
     "Ordered list of plug-ins to do authorization on secure port: AlwaysAllow, AlwaysDeny, RBAC, Node (comma separated)",
     ["AlwaysAllow"],
   ),
+  "enable-admission-plugins": flag.strings(
+    "admission plugins that should be enabled in addition to default enabled ones (comma separated)",
+  ),
+  "disable-admission-plugins": flag.strings(
+    "admission plugins that should be disabled although they are in the default enabled plugins list (comma separated)",
+  ),
   "max-mutating-requests-inflight": flag.int(
     "The maximum number of mutating requests in flight at a given time; 0 means no limit",
     200,
@@ -169,6 +176,12 @@ export async function runAPIServer(
     return fail((err as Error).message);
   }
   for (const warning of security.warnings) process.stderr.write(`Warning: ${warning}\n`);
+  let admission;
+  try {
+    admission = admissionPlugins(f["enable-admission-plugins"], f["disable-admission-plugins"]);
+  } catch (err) {
+    return fail((err as Error).message);
+  }
   const advertise = f["advertise-address"] ?? defaultAdvertiseAddress(f["bind-address"]);
   const config: StoreConfig =
     f["etcd-servers"].length > 0
@@ -212,6 +225,7 @@ export async function runAPIServer(
         ? { host: f["insecure-bind-address"], port: f["insecure-port"] }
         : undefined,
     security,
+    admissionPlugins: admission.plugins,
     advertiseAddress: advertise,
     serviceIP: firstServiceIP(f["service-cluster-ip-range"]),
     serviceClusterIPRange: f["service-cluster-ip-range"],

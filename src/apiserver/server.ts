@@ -33,6 +33,9 @@ import { bootstrap } from "./bootstrap.js";
 import { handleBinding } from "./handlers/binding.js";
 import { handleReview, isReview } from "./handlers/reviews.js";
 import { Security, UNSECURED_USER } from "./security.js";
+import { Admission } from "./admission/chain.js";
+import type { AdmissionContext, AdmissionPlugin } from "./admission/types.js";
+import { namespaceLifecycle } from "./admission/plugins/namespace-lifecycle.js";
 import { requestAttributes, type UserInfo } from "./auth/types.js";
 import { forbiddenError, unauthorizedError } from "./auth/forbidden.js";
 import {
@@ -60,6 +63,8 @@ export interface APIServerConfig {
   insecure?: ListenConfig;
   /** Authentication and authorization (see security.ts). */
   security: Security;
+  /** The admission chain's plugins, in order (default: NamespaceLifecycle alone). */
+  admissionPlugins?: AdmissionPlugin[];
   advertiseAddress: string;
   /** The `kubernetes` Service's cluster IP. */
   serviceIP: string;
@@ -91,6 +96,7 @@ export class APIServer {
   readonly addresses: { secure?: AddressInfo; insecure?: AddressInfo } = {};
 
   private readonly serviceAllocator: ServiceAllocator;
+  readonly admission: Admission;
   private readonly openapi: OpenAPI;
 
   constructor(private readonly config: APIServerConfig) {
@@ -110,6 +116,10 @@ export class APIServer {
       );
     }
     this.discovery = new Discovery(config.resources, () => this.serverAddress());
+    this.admission = new Admission(
+      config.admissionPlugins ?? [namespaceLifecycle],
+      this.admissionContext(),
+    );
   }
 
   registry(group: string, version: string, resource: string): Registry | undefined {
@@ -177,6 +187,7 @@ export class APIServer {
       advertiseAddress: this.config.advertiseAddress,
       securePort: this.addresses.secure?.port ?? this.addresses.insecure!.port,
     });
+    await this.registry("", "v1", "namespaces")!.cache().ready();
     await this.config.security.start((group, version, resource) =>
       this.registry(group, version, resource),
     );
@@ -255,19 +266,29 @@ export class APIServer {
     return sendText(res, 200, "ok");
   }
 
-  /** NamespaceLifecycle: nothing is created in a namespace that does not exist or is terminating. */
-  private async admitNamespace(namespace: string): Promise<void> {
-    const ns = await this.registry("", "v1", "namespaces")!.get("", namespace);
-    if (
-      ns.metadata?.deletionTimestamp ||
-      (ns.status as { phase?: string } | undefined)?.phase === "Terminating"
-    ) {
-      throw new StatusError(
-        403,
-        "Forbidden",
-        `unable to create new content in namespace ${namespace} because it is being terminated`,
-      );
-    }
+  /** What admission plugins read and write: the watch caches, storage, guaranteed updates. */
+  private admissionContext(): AdmissionContext {
+    const registry = (group: string, version: string, resource: string) => {
+      const r = this.registry(group, version, resource);
+      if (!r) throw new Error(`no resource ${group}/${version}/${resource}`);
+      return r;
+    };
+    return {
+      get: (group, version, resource, namespace, name) =>
+        registry(group, version, resource).cached(namespace, name),
+      fetch: async (group, version, resource, namespace, name) => {
+        try {
+          return await registry(group, version, resource).get(namespace, name);
+        } catch (err) {
+          if (isStatusError(err, "NotFound")) return undefined;
+          throw err;
+        }
+      },
+      list: (group, version, resource, namespace) =>
+        registry(group, version, resource).cachedList(namespace),
+      update: (group, version, resource, namespace, name, mutate) =>
+        registry(group, version, resource).guaranteedUpdate(namespace, name, mutate),
+    };
   }
 
   /** Decodes a request body by its media type; protobuf bodies default to the endpoint's kind. */
@@ -423,14 +444,30 @@ export class APIServer {
     ) {
       throw new StatusError(404, "NotFound", "the server could not find the requested resource");
     }
-    if (info.verb === "create" && registry.def.namespaced)
-      await this.admitNamespace(info.namespace);
     return await handleResource(
       req,
       res,
       info,
       query,
-      { registry, decode: this.decode, nodes: this.registry("", "v1", "nodes") },
+      {
+        registry,
+        decode: this.decode,
+        nodes: this.registry("", "v1", "nodes"),
+        admit: (req) =>
+          this.admission.hook({
+            ...req,
+            user,
+            group: info.apiGroup,
+            version: info.apiVersion,
+            resource: info.resource,
+            kind: {
+              group: registry.def.group,
+              version: registry.def.version,
+              kind: registry.def.kind,
+            },
+            namespace: info.namespace,
+          }),
+      },
       this.shutdown.signal,
     );
   }

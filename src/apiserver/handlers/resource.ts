@@ -23,6 +23,8 @@ import { applyPatch } from "../patch.js";
 import { tableJSON, toTable, toPartialObjectMetadata } from "../table.js";
 import { handleScale } from "./scale.js";
 import { CONNECT_SUBRESOURCES, handleConnect } from "./connect.js";
+import type { AdmissionHook } from "../admission/chain.js";
+import type { Operation } from "../admission/types.js";
 import { managerFromUserAgent, serverSideApply } from "../apply/managedfields.js";
 import { strictDecodingMessage, typeNameForKind, unknownFields } from "../../api/schema/index.js";
 
@@ -69,6 +71,13 @@ export interface ResourceContext {
   decode: BodyDecoder;
   /** The nodes registry, for the subresources served through a node's kubelet. */
   nodes?: Registry;
+  /** Admission of a write of this request's resource (none: nothing to admit). */
+  admit?: (req: {
+    operation: Operation;
+    name: string;
+    subresource: string;
+    dryRun: boolean;
+  }) => AdmissionHook | undefined;
 }
 
 const COMMA = Buffer.from(",");
@@ -95,6 +104,20 @@ function present(req: Request, registry: Registry, obj: KObject): unknown {
   if (n.as === "Table") return toTable(registry, [obj], {});
   if (n.as === "PartialObjectMetadata") return toPartialObjectMetadata(obj);
   return obj;
+}
+
+/** Admission of an update, and of the create an update may turn into. */
+function writeAdmission(
+  ctx: ResourceContext,
+  name: string,
+  subresource: string,
+  isDryRun: boolean,
+): { admission?: AdmissionHook; createAdmission?: AdmissionHook } {
+  if (!ctx.admit) return {};
+  return {
+    admission: ctx.admit({ operation: "UPDATE", name, subresource, dryRun: isDryRun }),
+    createAdmission: ctx.admit({ operation: "CREATE", name, subresource: "", dryRun: isDryRun }),
+  };
 }
 
 /** Answers with an object in the form the client asked for. */
@@ -258,9 +281,16 @@ export async function handleResource(
       );
       checkKind(obj, registry);
       checkUnknownFields(registry, obj, query, res);
+      const isDryRun = dryRun(query);
       const created = await registry.create(ns, obj, {
-        dryRun: dryRun(query),
+        dryRun: isDryRun,
         manager: fieldManager(req, query),
+        admission: ctx.admit?.({
+          operation: "CREATE",
+          name: obj.metadata?.name ?? "",
+          subresource: "",
+          dryRun: isDryRun,
+        }),
       });
       return respond(req, res, 201, registry, created);
     }
@@ -272,10 +302,12 @@ export async function handleResource(
       );
       checkKind(obj, registry);
       checkUnknownFields(registry, obj, query, res);
+      const isDryRun = dryRun(query);
       const r = await registry.update(ns, info.name, obj, {
-        dryRun: dryRun(query),
+        dryRun: isDryRun,
         subresource,
         manager: fieldManager(req, query),
+        ...writeAdmission(ctx, info.name, subresource, isDryRun),
       });
       return respond(req, res, r.created ? 201 : 200, registry, r.object);
     }
@@ -284,7 +316,7 @@ export async function handleResource(
       const type = mediaType(String(req.headers["content-type"] ?? ""));
       const isDryRun = dryRun(query);
       if (type === "application/apply-patch+yaml") {
-        return apply(req, res, ns, info.name, body, query, registry, isDryRun, subresource);
+        return apply(req, res, ns, info.name, body, query, ctx, isDryRun, subresource);
       }
       for (let attempt = 0; ; attempt++) {
         const current = await registry.get(ns, info.name);
@@ -297,10 +329,12 @@ export async function handleResource(
             dryRun: isDryRun,
             subresource,
             manager: fieldManager(req, query),
+            ...writeAdmission(ctx, info.name, subresource, isDryRun),
           });
           return respond(req, res, 200, registry, r.object);
         } catch (err) {
-          const retry = err instanceof StatusError && err.reason === "Conflict" && attempt < 5;
+          // Upstream retries a patch on a concurrent change for as long as it takes.
+          const retry = err instanceof StatusError && err.reason === "Conflict" && attempt < 100;
           // A conflict from a resourceVersion inside the patch itself is the client's to resolve.
           if (!retry || patched.metadata.resourceVersion !== current.metadata!.resourceVersion)
             throw err;
@@ -316,8 +350,16 @@ export async function handleResource(
               unknown
             >)
           : {};
+      const isDryRun =
+        dryRun(query) || (Array.isArray(options.dryRun) && options.dryRun.includes("All"));
       const r = await registry.delete(ns, info.name, {
-        dryRun: dryRun(query) || (Array.isArray(options.dryRun) && options.dryRun.includes("All")),
+        admission: ctx.admit?.({
+          operation: "DELETE",
+          name: info.name,
+          subresource: "",
+          dryRun: isDryRun,
+        }),
+        dryRun: isDryRun,
         preconditions: options.preconditions as
           { uid?: string; resourceVersion?: string } | undefined,
         gracePeriodSeconds: gracePeriod(options, query),
@@ -335,6 +377,12 @@ export async function handleResource(
           deleted.push(
             (
               await registry.delete(item.metadata!.namespace ?? "", item.metadata!.name!, {
+                admission: ctx.admit?.({
+                  operation: "DELETE",
+                  name: item.metadata!.name!,
+                  subresource: "",
+                  dryRun: dryRun(query),
+                }),
                 dryRun: dryRun(query),
               })
             ).object,
@@ -381,10 +429,11 @@ async function apply(
   name: string,
   body: Buffer,
   query: URLSearchParams,
-  registry: Registry,
+  rctx: ResourceContext,
   isDryRun: boolean,
   subresource: string,
 ): Promise<void> {
+  const registry = rctx.registry;
   const config = parseBody(body, "application/apply-patch+yaml") as KObject;
   const force = query.get("force") === "true";
   const manager = query.get("fieldManager") ?? "";
@@ -400,12 +449,19 @@ async function apply(
     merged.metadata ??= {};
     if (!live) {
       merged.metadata.name ??= name;
-      const created = await registry.create(ns, merged, { dryRun: isDryRun });
+      const created = await registry.create(ns, merged, {
+        dryRun: isDryRun,
+        admission: rctx.admit?.({ operation: "CREATE", name, subresource: "", dryRun: isDryRun }),
+      });
       return respond(req, res, 201, registry, created);
     }
     merged.metadata.resourceVersion = live.metadata!.resourceVersion;
     try {
-      const r = await registry.update(ns, name, merged, { dryRun: isDryRun, subresource });
+      const r = await registry.update(ns, name, merged, {
+        dryRun: isDryRun,
+        subresource,
+        ...writeAdmission(rctx, name, subresource, isDryRun),
+      });
       return respond(req, res, 200, registry, r.object);
     } catch (err) {
       const ownership =

@@ -26,6 +26,7 @@ import { trackUpdate, type ManagedContext } from "../apply/managedfields.js";
 import { typeNameForKind } from "../../api/schema/index.js";
 import type { KObject, ResourceDef, ServerObjectMeta } from "./types.js";
 import { conversionFor, convertStored, type Conversion } from "../conversion.js";
+import type { AdmissionHook } from "../admission/chain.js";
 import {
   CachedObject,
   TooLargeResourceVersion,
@@ -298,9 +299,10 @@ export class Registry {
   async create(
     namespace: string,
     obj: KObject,
-    opts: { dryRun?: boolean; manager?: string } = {},
+    opts: { dryRun?: boolean; manager?: string; admission?: AdmissionHook } = {},
   ): Promise<KObject> {
     this.admitNew(obj, namespace);
+    await opts.admission?.mutate(obj, undefined);
     const meta = obj.metadata!;
     if (!meta.name && meta.generateName) {
       let suffix = "";
@@ -316,6 +318,7 @@ export class Registry {
     else delete meta.generation;
     this.def.strategy.prepareForCreate?.(obj);
     this.validate(obj);
+    await opts.admission?.validate(obj, undefined);
     if (opts.manager !== undefined) {
       setManagedFields(meta, trackUpdate(undefined, obj, this.managed(opts.manager)));
     }
@@ -428,6 +431,12 @@ export class Registry {
     )!;
     cache.flushAll();
     return started.cancel;
+  }
+
+  /** Every object of a namespace ("" for all) as the watch cache holds them now (read only). */
+  cachedList(namespace: string): KObject[] {
+    if (!this.watchCache) return [];
+    return this.watchCache.list(this.listPrefix(namespace), undefined).items.map((o) => o.view());
   }
 
   /**
@@ -588,6 +597,9 @@ export class Registry {
       subresource?: string;
       manager?: string;
       managedSubresource?: string;
+      /** Admission of an update; `create` is used instead when the update creates the object. */
+      admission?: AdmissionHook;
+      createAdmission?: AdmissionHook;
     } = {},
   ): Promise<{ object: KObject; created: boolean }> {
     this.admitNew(obj, namespace);
@@ -609,7 +621,8 @@ export class Registry {
     if (!current) {
       if (!this.def.strategy.allowCreateOnUpdate || opts.subresource) throw notFound(this.gr, name);
       if (expected !== undefined) throw notFound(this.gr, name);
-      return { object: await this.create(namespace, obj, opts), created: true };
+      const createOpts = { ...opts, admission: opts.createAdmission };
+      return { object: await this.create(namespace, obj, createOpts), created: true };
     }
     if (expected !== undefined && expected !== current.modRevision) {
       throw conflict(this.gr, name, STALE_OBJECT);
@@ -623,6 +636,7 @@ export class Registry {
     else delete meta.deletionTimestamp;
     if (oldMeta.deletionGracePeriodSeconds !== undefined)
       meta.deletionGracePeriodSeconds = oldMeta.deletionGracePeriodSeconds;
+    await opts.admission?.mutate(obj, old);
     if (opts.subresource === "status") {
       for (const field of Object.keys(obj)) {
         if (
@@ -650,6 +664,7 @@ export class Registry {
       }
     }
     this.validate(obj, old);
+    await opts.admission?.validate(obj, old);
     if (opts.manager !== undefined) {
       const ctx = this.managed(opts.manager, opts.managedSubresource ?? opts.subresource);
       setManagedFields(meta, trackUpdate(old, obj, ctx));
@@ -734,6 +749,7 @@ export class Registry {
       dryRun?: boolean;
       preconditions?: { uid?: string; resourceVersion?: string };
       gracePeriodSeconds?: number;
+      admission?: AdmissionHook;
     } = {},
   ): Promise<{ object: KObject; deleted: boolean }> {
     const key = this.key(namespace, name);
@@ -756,6 +772,7 @@ export class Registry {
           `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${meta.resourceVersion}`,
         );
       }
+      await opts.admission?.validate(undefined, obj);
       const rv = Number(meta.resourceVersion);
       const finalizers = [...(meta.finalizers ?? []), ...(strategy.pendingFinalizers?.(obj) ?? [])];
       const grace =
