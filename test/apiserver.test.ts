@@ -349,6 +349,37 @@ spec:
     ok(["delete", "pod", "connectpod", "--grace-period=0", "--force"]);
   });
 
+  test("delete --cascade=orphan and foreground leave the object to the garbage collector", () => {
+    ok(["create", "deployment", "gc-orphan", "--image=nginx"]);
+    ok(["create", "deployment", "gc-fg", "--image=nginx"]);
+    ok(["delete", "deployment", "gc-orphan", "--cascade=orphan", "--wait=false"]);
+    ok(["delete", "deployment", "gc-fg", "--cascade=foreground", "--wait=false"]);
+    const meta = (name: string) =>
+      (
+        JSON.parse(ok(["get", "deployment", name, "-o", "json"])) as {
+          metadata: { finalizers?: string[]; deletionTimestamp?: string };
+        }
+      ).metadata;
+    assert.deepEqual(meta("gc-orphan").finalizers, ["orphan"]);
+    assert.ok(meta("gc-orphan").deletionTimestamp);
+    assert.deepEqual(meta("gc-fg").finalizers, ["foregroundDeletion"]);
+    // What the garbage collector does once the dependents are handled: drop the finalizer.
+    for (const name of ["gc-orphan", "gc-fg"]) {
+      ok([
+        "patch",
+        "deployment",
+        name,
+        "--type=json",
+        "-p",
+        '[{"op":"remove","path":"/metadata/finalizers"}]',
+      ]);
+      assert.match(k(["get", "deployment", name]).stderr, /NotFound/);
+    }
+    ok(["create", "deployment", "gc-bg", "--image=nginx"]);
+    ok(["delete", "deployment", "gc-bg", "--cascade=background"]);
+    assert.match(k(["get", "deployment", "gc-bg"]).stderr, /NotFound/);
+  });
+
   test("create -f of a Binding puts the pod on the node, once", () => {
     const pod =
       "apiVersion: v1\nkind: Pod\nmetadata: {name: somepod}\nspec:\n  containers:\n  - {name: c, image: busybox}\n";

@@ -1,6 +1,9 @@
 import {
   badRequest,
   conflict,
+  invalid,
+  invalidValue,
+  notSupported,
   methodNotAllowed,
   STALE_OBJECT,
   StatusError,
@@ -363,6 +366,7 @@ export async function handleResource(
         preconditions: options.preconditions as
           { uid?: string; resourceVersion?: string } | undefined,
         gracePeriodSeconds: gracePeriod(options, query),
+        propagationPolicy: propagationPolicy(options, query),
       });
       return respond(req, res, 200, registry, r.object);
     }
@@ -384,6 +388,7 @@ export async function handleResource(
                   dryRun: dryRun(query),
                 }),
                 dryRun: dryRun(query),
+                propagationPolicy: propagationPolicy({}, query),
               })
             ).object,
           );
@@ -410,6 +415,36 @@ export async function handleResource(
 }
 
 /** DeleteOptions.gracePeriodSeconds, from the body or the query. */
+/** DeleteOptions.propagationPolicy (or the deprecated orphanDependents), from the body or query. */
+function propagationPolicy(
+  options: Record<string, unknown>,
+  query: URLSearchParams,
+): "Orphan" | "Foreground" | "Background" | undefined {
+  const policy =
+    (options.propagationPolicy as string | undefined) ?? query.get("propagationPolicy");
+  const orphan = options.orphanDependents ?? query.get("orphanDependents");
+  if (policy !== undefined && policy !== null && orphan !== undefined && orphan !== null) {
+    throw invalid({ group: "meta.k8s.io", kind: "DeleteOptions" }, "", [
+      invalidValue(
+        "propagationPolicy",
+        policy,
+        "orphanDependents and deletionPropagation cannot be both set",
+      ),
+    ]);
+  }
+  if (policy === undefined || policy === null) {
+    if (orphan === true || orphan === "true") return "Orphan";
+    if (orphan === false || orphan === "false") return "Background";
+    return undefined;
+  }
+  if (policy !== "Orphan" && policy !== "Foreground" && policy !== "Background") {
+    throw invalid({ group: "meta.k8s.io", kind: "DeleteOptions" }, "", [
+      notSupported("propagationPolicy", policy, ["Foreground", "Background", "Orphan", "nil"]),
+    ]);
+  }
+  return policy;
+}
+
 function gracePeriod(options: Record<string, unknown>, query: URLSearchParams): number | undefined {
   const v = options.gracePeriodSeconds ?? query.get("gracePeriodSeconds");
   if (v === undefined || v === null || v === "") return undefined;

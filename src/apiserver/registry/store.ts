@@ -749,6 +749,8 @@ export class Registry {
       dryRun?: boolean;
       preconditions?: { uid?: string; resourceVersion?: string };
       gracePeriodSeconds?: number;
+      /** DeleteOptions.propagationPolicy: Orphan and Foreground leave it to the garbage collector. */
+      propagationPolicy?: "Orphan" | "Foreground" | "Background";
       admission?: AdmissionHook;
     } = {},
   ): Promise<{ object: KObject; deleted: boolean }> {
@@ -774,7 +776,20 @@ export class Registry {
       }
       await opts.admission?.validate(undefined, obj);
       const rv = Number(meta.resourceVersion);
-      const finalizers = [...(meta.finalizers ?? []), ...(strategy.pendingFinalizers?.(obj) ?? [])];
+      // The garbage collector's finalizers, as upstream sets them for the propagation policy.
+      const before = meta.finalizers ?? [];
+      let own = before;
+      if (opts.propagationPolicy) {
+        own = before.filter((f) => f !== "orphan" && f !== "foregroundDeletion");
+        if (opts.propagationPolicy === "Orphan") own.push("orphan");
+        if (opts.propagationPolicy === "Foreground") own.push("foregroundDeletion");
+      }
+      const finalizersChanged = own.length !== before.length || own.some((f, i) => f !== before[i]);
+      if (finalizersChanged) {
+        if (own.length > 0) meta.finalizers = own;
+        else delete meta.finalizers;
+      }
+      const finalizers = [...own, ...(strategy.pendingFinalizers?.(obj) ?? [])];
       const grace =
         opts.gracePeriodSeconds ?? (strategy.gracefulDeletion ? strategy.gracefulDeletion(obj) : 0);
       const graceful =
@@ -788,10 +803,12 @@ export class Registry {
             graceful &&
             meta.deletionGracePeriodSeconds !== undefined &&
             grace < meta.deletionGracePeriodSeconds;
-          if (!meta.deletionTimestamp || shorter) {
+          if (!meta.deletionTimestamp || shorter || finalizersChanged) {
             const at = new Date(Date.now() + (graceful ? grace * 1000 : 0));
-            meta.deletionTimestamp = formatTime(at);
-            meta.deletionGracePeriodSeconds = graceful ? grace : 0;
+            if (!meta.deletionTimestamp || shorter) {
+              meta.deletionTimestamp = formatTime(at);
+              meta.deletionGracePeriodSeconds = graceful ? grace : 0;
+            }
             if (strategy.tracksGeneration) meta.generation = (meta.generation ?? 1) + 1;
             strategy.prepareForDeletion?.(obj);
             const r = await this.store.update(key, this.encode(obj), rv);
