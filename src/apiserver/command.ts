@@ -1,9 +1,9 @@
-import os from "node:os";
 import { isIP } from "node:net";
 import { defineCommand } from "../cli/command.js";
 import { flag, type FlagValues } from "../cli/flags.js";
 import { openStore, type StoreConfig } from "../storage/index.js";
 import { ensureSelfSignedServingCert } from "../pki/selfsigned.js";
+import { defaultAdvertiseAddress, firstServiceIP } from "../pki/certs.js";
 import { APIServer } from "./server.js";
 import { builtinResourceDefs } from "./resources.js";
 import { Security } from "./security.js";
@@ -109,23 +109,6 @@ function isLoopback(address: string): boolean {
   return address === "localhost" || address.startsWith("127.") || address === "::1";
 }
 
-/** The first non-internal IPv4 address of this host, as upstream picks a default advertise address. */
-function defaultAdvertiseAddress(bind: string): string {
-  if (bind !== "0.0.0.0" && bind !== "::") return bind;
-  for (const addrs of Object.values(os.networkInterfaces())) {
-    for (const a of addrs ?? []) if (a.family === "IPv4" && !a.internal) return a.address;
-  }
-  return "127.0.0.1";
-}
-
-/** The first usable address of a CIDR (the `kubernetes` Service's cluster IP). */
-export function firstServiceIP(cidr: string): string {
-  const [base] = cidr.split("/");
-  const parts = (base ?? "").split(".").map(Number);
-  parts[3] = (parts[3] ?? 0) + 1;
-  return parts.join(".");
-}
-
 /** What a caller composing the API server (k8ts server) learns once it serves. */
 export interface APIServerReady {
   url: string;
@@ -182,7 +165,16 @@ export async function runAPIServer(
   } catch (err) {
     return fail((err as Error).message);
   }
-  const advertise = f["advertise-address"] ?? defaultAdvertiseAddress(f["bind-address"]);
+  const bind = f["bind-address"];
+  const advertise =
+    f["advertise-address"] ??
+    (bind !== "0.0.0.0" && bind !== "::" ? bind : defaultAdvertiseAddress());
+  let serviceIP: string;
+  try {
+    serviceIP = firstServiceIP(f["service-cluster-ip-range"]);
+  } catch (err) {
+    return fail((err as Error).message);
+  }
   const config: StoreConfig =
     f["etcd-servers"].length > 0
       ? {
@@ -203,7 +195,7 @@ export async function runAPIServer(
       "kubernetes.default.svc.cluster.local",
       "localhost",
       "127.0.0.1",
-      firstServiceIP(f["service-cluster-ip-range"]),
+      serviceIP,
     ]);
     ({ certFile, keyFile } = generated);
     if (generated.created) {
@@ -227,7 +219,7 @@ export async function runAPIServer(
     security,
     admissionPlugins: admission.plugins,
     advertiseAddress: advertise,
-    serviceIP: firstServiceIP(f["service-cluster-ip-range"]),
+    serviceIP,
     serviceClusterIPRange: f["service-cluster-ip-range"],
     serviceNodePortRange: f["service-node-port-range"],
     eventTTLSeconds: Math.round(f["event-ttl"] / 1000),
