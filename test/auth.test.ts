@@ -311,6 +311,62 @@ spec:
     );
   });
 
+  test("TokenRequest: kubectl create token; bound tokens die with their pod", async () => {
+    ok(admin(), ["create", "serviceaccount", "robot"]);
+    const token = ok(admin(), ["create", "token", "robot"]).trim();
+    const whoami = (t: string) =>
+      server.request(
+        "POST",
+        "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        '{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}',
+        { authorization: `Bearer ${t}` },
+      );
+    const r = await whoami(token);
+    assert.equal(r.status, 201, r.body);
+    const user = (
+      JSON.parse(r.body) as { status: { userInfo: { username: string; groups: string[] } } }
+    ).status.userInfo;
+    assert.equal(user.username, "system:serviceaccount:default:robot");
+    assert.deepEqual(user.groups, [
+      "system:serviceaccounts",
+      "system:serviceaccounts:default",
+      "system:authenticated",
+    ]);
+    // A token whose signature was tampered with, or one for another audience, is refused.
+    const tampered = token.slice(0, -4) + (token.endsWith("AAAA") ? "BBBB" : "AAAA");
+    assert.equal((await whoami(tampered)).status, 401);
+    const elsewhere = ok(admin(), [
+      "create",
+      "token",
+      "robot",
+      "--audience=https://elsewhere",
+    ]).trim();
+    assert.equal((await whoami(elsewhere)).status, 401);
+    // Bound to a pod: valid while the pod lives.
+    ok(
+      admin(),
+      ["create", "-f", "-"],
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: robot-pod}\nspec:\n  serviceAccountName: robot\n  containers: [{name: c, image: busybox}]\n",
+    );
+    const bound = ok(admin(), [
+      "create",
+      "token",
+      "robot",
+      "--bound-object-kind=Pod",
+      "--bound-object-name=robot-pod",
+    ]).trim();
+    assert.equal((await whoami(bound)).status, 201);
+    ok(admin(), ["delete", "pod", "robot-pod", "--grace-period=0", "--force"]);
+    let after = await whoami(bound);
+    for (let i = 0; i < 50 && after.status !== 401; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      after = await whoami(bound);
+    }
+    assert.equal(after.status, 401);
+    const short = as(admin(), ["create", "token", "robot", "--duration=1m"]);
+    assert.match(short.stderr, /may not specify a duration less than 10 minutes/);
+  });
+
   test("tokens and certificates: a static token works; forged tokens and foreign CAs get 401", async () => {
     const get = (headers: Record<string, string>, opts: https.RequestOptions = {}) =>
       new Promise<{ status: number; body: string }>((resolve, reject) => {

@@ -32,6 +32,7 @@ import { Discovery } from "./discovery.js";
 import { bootstrap } from "./bootstrap.js";
 import { handleBinding } from "./handlers/binding.js";
 import { handleReview, isReview } from "./handlers/reviews.js";
+import { handleTokenRequest } from "./handlers/token.js";
 import { Security, UNSECURED_USER } from "./security.js";
 import { Admission } from "./admission/chain.js";
 import type { AdmissionContext, AdmissionPlugin } from "./admission/types.js";
@@ -419,6 +420,22 @@ export class APIServer {
       if (info.resource === "pods" && info.subresource === "binding") {
         return await handleBinding(req, res, info.namespace, info.name, pods, this.decode);
       }
+    }
+    if (
+      info.apiGroup === "" &&
+      info.resource === "serviceaccounts" &&
+      info.subresource === "token" &&
+      info.verb === "create"
+    ) {
+      return await handleTokenRequest(
+        req,
+        res,
+        info.namespace,
+        info.name,
+        (group, version, resource) => this.registry(group, version, resource),
+        this.decode,
+        this.config.security,
+      );
     }
     if (info.verb === "create" && !info.name && isReview(info.apiGroup, info.resource)) {
       return await handleReview(
