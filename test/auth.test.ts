@@ -211,6 +211,61 @@ roleRef:
     assert.match(list, /selfsubjectreviews\.authentication\.k8s\.io\s+\[\]\s+\[\]\s+\[create\]/);
   });
 
+  test("RBAC escalation: a user grants only what they hold", () => {
+    const kc = path.join(dir, "lab.conf");
+    ok(admin(), [
+      "create",
+      "role",
+      "rbac-writer",
+      "-n",
+      "prod",
+      "--verb=create,get",
+      "--resource=roles.rbac.authorization.k8s.io,rolebindings.rbac.authorization.k8s.io",
+    ]);
+    ok(admin(), [
+      "create",
+      "rolebinding",
+      "mike-rbac-writer",
+      "-n",
+      "prod",
+      "--role=rbac-writer",
+      "--user=mikeadmin",
+    ]);
+    // Within what mike holds: allowed.
+    ok(kc, [
+      "--context=mike-admin",
+      "create",
+      "role",
+      "pod-reader",
+      "--verb=get",
+      "--resource=pods",
+    ]);
+    const escalate = as(kc, [
+      "--context=mike-admin",
+      "create",
+      "role",
+      "secret-reader",
+      "--verb=get",
+      "--resource=secrets",
+    ]);
+    assert.match(
+      escalate.stderr,
+      /roles\.rbac\.authorization\.k8s\.io "secret-reader" is forbidden: user "mikeadmin" \(groups=\["robotnik\.io" "system:authenticated"\]\) is attempting to grant RBAC permissions not currently held:\n\{APIGroups:\[""\], Resources:\["secrets"\], Verbs:\["get"\]\}/,
+    );
+    const bind = as(kc, [
+      "--context=mike-admin",
+      "create",
+      "rolebinding",
+      "mike-admin-everything",
+      "--clusterrole=admin",
+      "--user=mikeadmin",
+    ]);
+    assert.match(
+      bind.stderr,
+      /rolebindings\.rbac\.authorization\.k8s\.io "mike-admin-everything" is forbidden: user "mikeadmin"/,
+    );
+  });
+
   test("component identities: the scheduler binds pods but reads no secrets", () => {
     const sched = path.join(dir, "scheduler.conf");
     assert.equal(

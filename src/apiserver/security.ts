@@ -36,6 +36,8 @@ import { MemoryRBACSource, type RBACKind } from "./auth/authorizer/rbac.js";
 import { NodeGraph } from "./auth/authorizer/node-graph.js";
 import { reconcileBootstrapPolicy } from "./auth/bootstrap-policy.js";
 import { aggregationUpdates } from "./auth/aggregation.js";
+import { checkBindingWrite, checkRoleWrite } from "./auth/escalation.js";
+import type { AdmissionPlugin } from "./admission/types.js";
 import {
   AuthenticationError,
   type Attributes,
@@ -422,6 +424,33 @@ export class Security {
       out.groups.push("system:authenticated");
     }
     return out;
+  }
+
+  /**
+   * RBAC's escalation prevention, run with admission on every write of a Role, ClusterRole,
+   * RoleBinding or ClusterRoleBinding (upstream does it in those resources' storage): a user may
+   * only grant what they hold, unless allowed to `escalate` or `bind`. Undefined when RBAC is not
+   * an authorization mode.
+   */
+  escalationCheck(): AdmissionPlugin | undefined {
+    const rbac = this.built.rbac;
+    if (!rbac) return undefined;
+    const authorizer = this.built.authorizer;
+    return {
+      name: "RBACEscalation",
+      validate(a) {
+        if (a.group !== "rbac.authorization.k8s.io" || a.subresource) return;
+        if (a.operation !== "CREATE" && a.operation !== "UPDATE") return;
+        const ctx = { user: a.user, authorizer, resolver: rbac.resolver };
+        const obj = a.object as unknown as Role;
+        const old = a.oldObject as unknown as Role | undefined;
+        const err =
+          a.resource === "roles" || a.resource === "clusterroles"
+            ? checkRoleWrite(ctx, obj, old)
+            : checkBindingWrite(ctx, obj as unknown as RoleBinding, old as unknown as RoleBinding);
+        if (err) throw err;
+      },
+    };
   }
 
   authorize(attrs: Attributes): Decision {

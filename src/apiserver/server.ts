@@ -117,8 +117,9 @@ export class APIServer {
       );
     }
     this.discovery = new Discovery(config.resources, () => this.serverAddress());
+    const escalation = config.security.escalationCheck();
     this.admission = new Admission(
-      config.admissionPlugins ?? [namespaceLifecycle],
+      [...(config.admissionPlugins ?? [namespaceLifecycle]), ...(escalation ? [escalation] : [])],
       this.admissionContext(),
     );
   }
