@@ -8,6 +8,7 @@ import { APIServer } from "./server.js";
 import { builtinResourceDefs } from "./resources.js";
 import { Security } from "./security.js";
 import { admissionPlugins } from "./admission/plugins/index.js";
+import { loadEncryptionConfig } from "./encryption.js";
 import { authorizationModeError } from "./auth/authorizer/modes.js";
 
 export const apiserverFlags = {
@@ -93,6 +94,9 @@ export const apiserverFlags = {
     "Ordered list of plug-ins to do authorization on secure port: AlwaysAllow, AlwaysDeny, RBAC, Node (comma separated)",
     ["AlwaysAllow"],
   ),
+  "encryption-provider-config": flag.string(
+    "The file containing configuration for encryption providers to be used for storing secrets in etcd",
+  ),
   "enable-admission-plugins": flag.strings(
     "admission plugins that should be enabled in addition to default enabled ones (comma separated)",
   ),
@@ -159,6 +163,13 @@ export async function runAPIServer(
     return fail((err as Error).message);
   }
   for (const warning of security.warnings) process.stderr.write(`Warning: ${warning}\n`);
+  let transformers;
+  try {
+    const file = f["encryption-provider-config"];
+    if (file) transformers = loadEncryptionConfig(file);
+  } catch (err) {
+    return fail((err as Error).message);
+  }
   let admission;
   try {
     admission = admissionPlugins(f["enable-admission-plugins"], f["disable-admission-plugins"]);
@@ -218,6 +229,7 @@ export async function runAPIServer(
         : undefined,
     security,
     admissionPlugins: admission.plugins,
+    ...(transformers ? { transformers } : {}),
     advertiseAddress: advertise,
     serviceIP,
     serviceClusterIPRange: f["service-cluster-ip-range"],

@@ -35,6 +35,7 @@ import { handleReview, isReview } from "./handlers/reviews.js";
 import { handleTokenRequest } from "./handlers/token.js";
 import { Security, UNSECURED_USER } from "./security.js";
 import { Admission } from "./admission/chain.js";
+import type { ValueTransformer } from "./encryption.js";
 import type { AdmissionContext, AdmissionPlugin } from "./admission/types.js";
 import { namespaceLifecycle } from "./admission/plugins/namespace-lifecycle.js";
 import { requestAttributes, type UserInfo } from "./auth/types.js";
@@ -64,6 +65,8 @@ export interface APIServerConfig {
   insecure?: ListenConfig;
   /** Authentication and authorization (see security.ts). */
   security: Security;
+  /** Encryption at rest: the transformer of a group/resource (`--encryption-provider-config`). */
+  transformers?: (group: string, resource: string) => ValueTransformer | undefined;
   /** The admission chain's plugins, in order (default: NamespaceLifecycle alone). */
   admissionPlugins?: AdmissionPlugin[];
   advertiseAddress: string;
@@ -111,6 +114,8 @@ export class APIServer {
       if (def.resource === "events" && config.eventTTLSeconds)
         def.ttlSeconds = config.eventTTLSeconds;
       if (!def.stored) continue;
+      const transformer = config.transformers?.(def.group, def.resource);
+      if (transformer) def.transformer = transformer;
       this.registries.set(
         `${def.group}/${def.version}/${def.resource}`,
         new Registry(def, config.store),

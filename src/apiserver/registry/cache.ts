@@ -266,8 +266,20 @@ export class WatchCache {
     private readonly store: Store,
     readonly prefix: string,
     private readonly codec: ObjectCodec,
+    /** Stored bytes to plain bytes (encryption at rest). */
+    private readonly fromStorage?: (raw: Uint8Array, key: string) => Uint8Array,
     private readonly capacity = DEFAULT_CAPACITY,
   ) {}
+
+  private plain(raw: Uint8Array, key: string): Uint8Array {
+    if (!this.fromStorage) return raw;
+    try {
+      return this.fromStorage(raw, key);
+    } catch (err) {
+      process.stderr.write(`k8ts apiserver: watch cache: cannot read ${key}: ${String(err)}\n`);
+      return raw;
+    }
+  }
 
   /** Resolves once the cache holds the state of the store (starting it on first use). */
   ready(): Promise<void> {
@@ -280,7 +292,8 @@ export class WatchCache {
     const objects = new Map<string, CachedObject>();
     const keys: string[] = [];
     for (const kv of list.kvs) {
-      objects.set(kv.key, new CachedObject(kv.key, kv.value, kv.modRevision, this.codec));
+      const value = this.plain(kv.value, kv.key);
+      objects.set(kv.key, new CachedObject(kv.key, value, kv.modRevision, this.codec));
       keys.push(kv.key);
     }
     this.objects = objects;
@@ -334,7 +347,9 @@ export class WatchCache {
     const old = this.objects.get(key);
     const prev =
       old ??
-      (e.prevKv ? this.entry(e.prevKv.key, e.prevKv.value, e.prevKv.modRevision) : undefined);
+      (e.prevKv
+        ? this.entry(e.prevKv.key, this.plain(e.prevKv.value, e.prevKv.key), e.prevKv.modRevision)
+        : undefined);
     let event: CacheEvent;
     if (e.type === "delete") {
       if (old) {
@@ -352,7 +367,7 @@ export class WatchCache {
         prev,
       };
     } else {
-      const object = this.entry(key, e.kv.value, revision);
+      const object = this.entry(key, this.plain(e.kv.value, key), revision);
       if (!old) {
         const i = this.indexOf(key);
         this.keys.splice(i, 0, key);

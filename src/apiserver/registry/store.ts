@@ -235,6 +235,16 @@ export class Registry {
     return bytes;
   }
 
+  /** Stored bytes as the storage layer keeps them: encrypted when the resource is. */
+  private stored(plain: Uint8Array, key: string): Uint8Array {
+    return this.def.transformer ? this.def.transformer.toStorage(plain, key) : plain;
+  }
+
+  /** Plain bytes of a stored value. */
+  private plain(value: Uint8Array, key: string): Uint8Array {
+    return this.def.transformer ? this.def.transformer.fromStorage(value, key) : value;
+  }
+
   /**
    * The JSON of an object this registry just read or wrote (as get, create, update and delete
    * return them, changed only in metadata.resourceVersion since): the stored bytes with the
@@ -332,9 +342,10 @@ export class Registry {
       return obj;
     }
     try {
+      const createKey = this.key(meta.namespace ?? "", meta.name!);
       const r = await this.store.create(
-        this.key(meta.namespace ?? "", meta.name!),
-        this.encode(obj),
+        createKey,
+        this.stored(this.encode(obj), createKey),
         await this.leaseFor(),
       );
       meta.resourceVersion = String(r.revision);
@@ -354,8 +365,9 @@ export class Registry {
       this.storageError(err, name);
     }
     if (!r.kv) throw notFound(this.gr, name);
-    const obj = this.decode(r.kv.value, r.kv.modRevision);
-    this.storedBytes.set(obj, r.kv.value);
+    const value = this.plain(r.kv.value, r.kv.key);
+    const obj = this.decode(value, r.kv.modRevision);
+    this.storedBytes.set(obj, value);
     return obj;
   }
 
@@ -398,7 +410,13 @@ export class Registry {
 
   /** The watch cache of this resource, started on first use. */
   cache(): WatchCache {
-    return (this.watchCache ??= new WatchCache(this.store, `${this.def.keyPrefix}/`, this.codec));
+    const transformer = this.def.transformer;
+    return (this.watchCache ??= new WatchCache(
+      this.store,
+      `${this.def.keyPrefix}/`,
+      this.codec,
+      transformer ? (raw, key) => transformer.fromStorage(raw, key) : undefined,
+    ));
   }
 
   /**
@@ -536,7 +554,8 @@ export class Registry {
         snapshot = page.revision;
         for (const kv of page.kvs) {
           lastKey = kv.key;
-          const obj = new CachedObject(kv.key, kv.value, kv.modRevision, this.codec);
+          const value = this.plain(kv.value, kv.key);
+          const obj = new CachedObject(kv.key, value, kv.modRevision, this.codec);
           if (!matches || matches(obj)) items.push(obj);
           if (limit && items.length >= limit) break;
         }
@@ -627,7 +646,7 @@ export class Registry {
     if (expected !== undefined && expected !== current.modRevision) {
       throw conflict(this.gr, name, STALE_OBJECT);
     }
-    const old = this.decode(current.value, current.modRevision);
+    const old = this.decode(this.plain(current.value, key), current.modRevision);
     const oldMeta = old.metadata!;
     // What clients may not change through update.
     meta.uid = oldMeta.uid;
@@ -678,7 +697,7 @@ export class Registry {
     try {
       const r = await this.store.update(
         key,
-        this.encode(obj),
+        this.stored(this.encode(obj), key),
         current.modRevision,
         await this.leaseFor(),
       );
@@ -725,7 +744,7 @@ export class Registry {
       const rv = Number(obj.metadata!.resourceVersion);
       mutate(obj);
       try {
-        const r = await this.store.update(key, this.encode(obj), rv);
+        const r = await this.store.update(key, this.stored(this.encode(obj), key), rv);
         obj.metadata!.resourceVersion = String(r.revision);
         return obj;
       } catch (err) {
@@ -811,7 +830,7 @@ export class Registry {
             }
             if (strategy.tracksGeneration) meta.generation = (meta.generation ?? 1) + 1;
             strategy.prepareForDeletion?.(obj);
-            const r = await this.store.update(key, this.encode(obj), rv);
+            const r = await this.store.update(key, this.stored(this.encode(obj), key), rv);
             meta.resourceVersion = String(r.revision);
           }
           return { object: obj, deleted: false };
@@ -923,7 +942,12 @@ export class Registry {
     matches: ((o: CachedObject) => boolean) | undefined,
   ): { type: CacheEventType; object: CachedObject } | undefined {
     const prev = e.prevKv
-      ? new CachedObject(e.prevKv.key, e.prevKv.value, e.prevKv.modRevision, this.codec)
+      ? new CachedObject(
+          e.prevKv.key,
+          this.plain(e.prevKv.value, e.prevKv.key),
+          e.prevKv.modRevision,
+          this.codec,
+        )
       : undefined;
     const prevMatched = prev !== undefined && (!matches || matches(prev));
     if (e.type === "delete") {
@@ -933,7 +957,12 @@ export class Registry {
         object: new CachedObject(prev.key, prev.raw, e.kv.modRevision, this.codec),
       };
     }
-    const obj = new CachedObject(e.kv.key, e.kv.value, e.kv.modRevision, this.codec);
+    const obj = new CachedObject(
+      e.kv.key,
+      this.plain(e.kv.value, e.kv.key),
+      e.kv.modRevision,
+      this.codec,
+    );
     const nowMatches = !matches || matches(obj);
     if (nowMatches) return { type: prevMatched ? "MODIFIED" : "ADDED", object: obj };
     if (prevMatched) return { type: "DELETED", object: obj };

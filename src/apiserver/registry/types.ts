@@ -96,6 +96,8 @@ export interface ResourceDef {
   /** Whether this version is the group's preferred one. */
   preferred: boolean;
   allocator?: Allocator;
+  /** Encryption at rest of the stored values (`--encryption-provider-config`). */
+  transformer?: import("../encryption.js").ValueTransformer;
   /** Objects expire this many seconds after their last write (Events: --event-ttl). */
   ttlSeconds?: number;
 }
