@@ -9,6 +9,7 @@ import { builtinResourceDefs } from "./resources.js";
 import { Security } from "./security.js";
 import { admissionPlugins } from "./admission/plugins/index.js";
 import { loadEncryptionConfig } from "./encryption.js";
+import { AuditLog, Auditor, loadAuditPolicy } from "./audit.js";
 import { authorizationModeError } from "./auth/authorizer/modes.js";
 
 export const apiserverFlags = {
@@ -94,6 +95,19 @@ export const apiserverFlags = {
     "Ordered list of plug-ins to do authorization on secure port: AlwaysAllow, AlwaysDeny, RBAC, Node (comma separated)",
     ["AlwaysAllow"],
   ),
+  "audit-policy-file": flag.string("Path to the file that defines the audit policy configuration"),
+  "audit-log-path": flag.string(
+    "If set, all requests coming to the apiserver will be logged to this file. '-' means standard out",
+  ),
+  "audit-log-maxage": flag.int(
+    "The maximum number of days to retain old audit log files based on the timestamp encoded in their filename",
+    0,
+  ),
+  "audit-log-maxbackup": flag.int("The maximum number of old audit log files to retain", 0),
+  "audit-log-maxsize": flag.int(
+    "The maximum size in megabytes of the audit log file before it gets rotated",
+    0,
+  ),
   "encryption-provider-config": flag.string(
     "The file containing configuration for encryption providers to be used for storing secrets in etcd",
   ),
@@ -170,6 +184,24 @@ export async function runAPIServer(
   } catch (err) {
     return fail((err as Error).message);
   }
+  let auditor: Auditor | undefined;
+  try {
+    const policyFile = f["audit-policy-file"];
+    const logPath = f["audit-log-path"];
+    if (policyFile && logPath) {
+      auditor = new Auditor(
+        loadAuditPolicy(policyFile),
+        new AuditLog({
+          path: logPath,
+          maxAgeDays: f["audit-log-maxage"],
+          maxBackups: f["audit-log-maxbackup"],
+          maxSizeMB: f["audit-log-maxsize"],
+        }),
+      );
+    }
+  } catch (err) {
+    return fail((err as Error).message);
+  }
   let admission;
   try {
     admission = admissionPlugins(f["enable-admission-plugins"], f["disable-admission-plugins"]);
@@ -230,6 +262,7 @@ export async function runAPIServer(
     security,
     admissionPlugins: admission.plugins,
     ...(transformers ? { transformers } : {}),
+    ...(auditor ? { auditor } : {}),
     advertiseAddress: advertise,
     serviceIP,
     serviceClusterIPRange: f["service-cluster-ip-range"],

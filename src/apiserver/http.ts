@@ -18,6 +18,9 @@ export const MAX_BODY_BYTES = 3 * 1024 * 1024;
 /** Responses larger than this are gzipped for clients that accept it (upstream's threshold). */
 const GZIP_MIN_BYTES = 128 * 1024;
 
+/** The body each request was read with (for the audit log's requestObject). */
+export const requestBodies = new WeakMap<object, Buffer>();
+
 export async function readBody(req: Request): Promise<Buffer> {
   const declared = Number(req.headers["content-length"] ?? -1);
   if (declared > MAX_BODY_BYTES) {
@@ -32,7 +35,9 @@ export async function readBody(req: Request): Promise<Buffer> {
     }
     chunks.push(chunk);
   }
-  return Buffer.concat(chunks);
+  const body = Buffer.concat(chunks);
+  requestBodies.set(req, body);
+  return body;
 }
 
 /** The media type of a request body, without parameters. */

@@ -20,6 +20,7 @@ import {
   sendText,
   negotiate,
   mediaType,
+  requestBodies,
   type Request,
   type Response,
 } from "./http.js";
@@ -36,6 +37,7 @@ import { handleTokenRequest } from "./handlers/token.js";
 import { Security, UNSECURED_USER } from "./security.js";
 import { Admission } from "./admission/chain.js";
 import type { ValueTransformer } from "./encryption.js";
+import type { Auditor, AuditRecord } from "./audit.js";
 import type { AdmissionContext, AdmissionPlugin } from "./admission/types.js";
 import { namespaceLifecycle } from "./admission/plugins/namespace-lifecycle.js";
 import { requestAttributes, type UserInfo } from "./auth/types.js";
@@ -67,6 +69,8 @@ export interface APIServerConfig {
   security: Security;
   /** Encryption at rest: the transformer of a group/resource (`--encryption-provider-config`). */
   transformers?: (group: string, resource: string) => ValueTransformer | undefined;
+  /** The audit policy and log (`--audit-policy-file`, `--audit-log-path`). */
+  auditor?: Auditor;
   /** The admission chain's plugins, in order (default: NamespaceLifecycle alone). */
   admissionPlugins?: AdmissionPlugin[];
   advertiseAddress: string;
@@ -205,6 +209,7 @@ export class APIServer {
     this.ready = false;
     this.shutdown.abort();
     this.config.security.stop();
+    this.config.auditor?.close();
     for (const registry of this.registries.values()) registry.close();
     await Promise.all(
       this.servers.map(
@@ -337,8 +342,22 @@ export class APIServer {
         if (!user) throw unauthorizedError();
         user = security.impersonate(user, req.headers);
       }
+      const audit = this.config.auditor?.start({
+        requestURI: req.url ?? "/",
+        verb: info.verb,
+        user,
+        sourceIPs: [req.socket.remoteAddress ?? ""],
+        userAgent: req.headers["user-agent"] as string | undefined,
+        info,
+      });
+      if (audit) this.audited(req, res, audit, info.verb === "watch");
       const attrs = requestAttributes(user, info, query);
       const decision = security.authorize(attrs);
+      audit?.annotate(
+        "authorization.k8s.io/decision",
+        decision.decision === "allow" ? "allow" : "forbid",
+      );
+      audit?.annotate("authorization.k8s.io/reason", decision.reason);
       if (decision.decision !== "allow") throw forbiddenError(attrs, decision.reason);
       const top = path.split("/")[1] ?? "";
       if (path === "/version" || path === "/version/") {
@@ -378,6 +397,48 @@ export class APIServer {
     } catch (err) {
       this.fail(req, res, err, format);
     }
+  }
+
+  /**
+   * Records a request in the audit log: RequestReceived now, ResponseStarted when a watch's
+   * headers go out, ResponseComplete with the status (and the bodies, by level) at the end.
+   */
+  private audited(req: Request, res: Response, audit: AuditRecord, longRunning: boolean): void {
+    audit.stage("RequestReceived");
+    const out = res as import("node:http").ServerResponse;
+    out.setHeader("audit-id", audit.auditID);
+    if (longRunning) {
+      const writeHead = out.writeHead.bind(out) as (...a: unknown[]) => typeof out;
+      out.writeHead = ((...args: unknown[]) => {
+        audit.stage("ResponseStarted", { code: args[0] as number });
+        return writeHead(...args);
+      }) as typeof out.writeHead;
+    }
+    const end = out.end.bind(out) as (...a: unknown[]) => typeof out;
+    out.end = ((...args: unknown[]) => {
+      const chunk = args[0];
+      const body = Buffer.isBuffer(chunk)
+        ? chunk
+        : typeof chunk === "string"
+          ? Buffer.from(chunk)
+          : undefined;
+      const body0 = requestBodies.get(req);
+      const contentType = String(req.headers["content-type"] ?? "");
+      if (body0 && body0.length > 0) {
+        audit.setRequestObject(() =>
+          mediaType(contentType) === PROTOBUF_MEDIA_TYPE
+            ? this.decode(body0, contentType, { apiVersion: "", kind: "" })
+            : JSON.parse(body0.toString("utf8")),
+        );
+      }
+      const encoding = out.getHeader("content-encoding");
+      audit.stage("ResponseComplete", {
+        code: out.statusCode,
+        ...(body && !encoding ? { body } : {}),
+        contentType: String(out.getHeader("content-type") ?? ""),
+      });
+      return end(...args);
+    }) as typeof out.end;
   }
 
   private readonly inflight = { readonly: 0, mutating: 0 };
