@@ -1,0 +1,392 @@
+/**
+ * InterPodAffinity: Filter enforces the pod's required affinity and anti-affinity and the
+ * required anti-affinity of pods already running (counted per topology domain in PreFilter);
+ * Score adds the weights of preferred terms both ways, and of existing pods' required affinity
+ * (hardPodAffinityWeight), per topology domain.
+ */
+import type { Node, Pod } from "kubernetes-types/core/v1.js";
+import {
+  ActionType,
+  QueueingHint,
+  type ClusterEventWithHint,
+  type EnqueueExtensions,
+  type FilterPlugin,
+  type Handle,
+  type PreFilterOutcome,
+  type PreFilterPlugin,
+  type PreScorePlugin,
+  type ScorePlugin,
+} from "../interface.js";
+import type { Labels } from "../selectors.js";
+import { Selector } from "../selectors.js";
+import {
+  Code,
+  MAX_NODE_SCORE,
+  PodInfo,
+  Status,
+  termMatches,
+  type AffinityTerm,
+  type CycleState,
+  type NodeInfo,
+  type StateData,
+  type WeightedAffinityTerm,
+} from "../types.js";
+import { asNode, asPod } from "./helper.js";
+import { INTER_POD_AFFINITY } from "./names.js";
+
+export const ERR_REASON_EXISTING_ANTI_AFFINITY =
+  "node(s) didn't satisfy existing pods anti-affinity rules";
+export const ERR_REASON_AFFINITY = "node(s) didn't match pod affinity rules";
+export const ERR_REASON_ANTI_AFFINITY = "node(s) didn't match pod anti-affinity rules";
+
+export interface InterPodAffinityArgs {
+  hardPodAffinityWeight?: number;
+  ignorePreferredTermsOfExistingPods?: boolean;
+}
+
+const PRE_FILTER_KEY = "PreFilter" + INTER_POD_AFFINITY;
+const PRE_SCORE_KEY = "PreScore" + INTER_POD_AFFINITY;
+
+/** Counts per topology pair "key\0value". */
+type TopologyCounts = Map<string, number>;
+
+const pairKey = (k: string, v: string): string => `${k}\0${v}`;
+
+function updateCount(m: TopologyCounts, node: Node, key: string, delta: number): void {
+  const v = node.metadata?.labels?.[key];
+  if (v === undefined) return;
+  const k = pairKey(key, v);
+  const n = (m.get(k) ?? 0) + delta;
+  if (n === 0) m.delete(k);
+  else m.set(k, n);
+}
+
+function matchesAllTerms(terms: AffinityTerm[], pod: Pod): boolean {
+  if (terms.length === 0) return false;
+  for (const t of terms) if (!termMatches(t, pod, undefined)) return false;
+  return true;
+}
+
+function matchesAnyTerm(terms: AffinityTerm[], pod: Pod): boolean {
+  for (const t of terms) if (termMatches(t, pod, undefined)) return true;
+  return false;
+}
+
+class PreFilterState implements StateData {
+  constructor(
+    readonly podInfo: PodInfo,
+    readonly requiredAffinity: AffinityTerm[],
+    readonly requiredAntiAffinity: AffinityTerm[],
+    readonly namespaceLabels: Labels | undefined,
+    readonly existingAntiAffinityCounts: TopologyCounts,
+    readonly affinityCounts: TopologyCounts,
+    readonly antiAffinityCounts: TopologyCounts,
+  ) {}
+
+  clone(): StateData {
+    return new PreFilterState(
+      this.podInfo,
+      this.requiredAffinity,
+      this.requiredAntiAffinity,
+      this.namespaceLabels,
+      new Map(this.existingAntiAffinityCounts),
+      new Map(this.affinityCounts),
+      new Map(this.antiAffinityCounts),
+    );
+  }
+
+  updateWithPod(other: PodInfo, node: Node | null, delta: number): void {
+    if (!node) return;
+    for (const t of other.requiredAntiAffinityTerms) {
+      if (termMatches(t, this.podInfo.pod, this.namespaceLabels)) {
+        updateCount(this.existingAntiAffinityCounts, node, t.topologyKey, delta);
+      }
+    }
+    if (matchesAllTerms(this.requiredAffinity, other.pod)) {
+      for (const t of this.requiredAffinity)
+        updateCount(this.affinityCounts, node, t.topologyKey, delta);
+    }
+    for (const t of this.requiredAntiAffinity) {
+      if (termMatches(t, other.pod, undefined))
+        updateCount(this.antiAffinityCounts, node, t.topologyKey, delta);
+    }
+  }
+}
+
+class PreScoreState implements StateData {
+  constructor(readonly topologyScore: Map<string, Map<string, number>>) {}
+  clone(): StateData {
+    return this;
+  }
+}
+
+export class InterPodAffinity
+  implements PreFilterPlugin, FilterPlugin, PreScorePlugin, ScorePlugin, EnqueueExtensions
+{
+  readonly name = INTER_POD_AFFINITY;
+  private readonly hardPodAffinityWeight: number;
+  private readonly ignorePreferredTermsOfExistingPods: boolean;
+
+  constructor(
+    args: InterPodAffinityArgs,
+    private readonly handle: Handle,
+  ) {
+    this.hardPodAffinityWeight = args.hardPodAffinityWeight ?? 1;
+    this.ignorePreferredTermsOfExistingPods = args.ignorePreferredTermsOfExistingPods ?? false;
+  }
+
+  /** A term whose namespaceSelector selects something gets those namespaces listed instead. */
+  private mergeNamespaces<T extends AffinityTerm>(term: T): T {
+    if (term.namespaceSelector.empty()) return term;
+    const namespaces = new Set(term.namespaces);
+    for (const n of this.handle.snapshot().namespacesMatching(term.namespaceSelector))
+      namespaces.add(n);
+    return { ...term, namespaces, namespaceSelector: Selector.NOTHING };
+  }
+
+  // ---- filtering ----
+
+  preFilter(state: CycleState, pod: PodInfo, nodes: readonly NodeInfo[]): PreFilterOutcome | null {
+    const snap = this.handle.snapshot();
+    const affinity = pod.requiredAffinityTerms.map((t) => this.mergeNamespaces(t));
+    const antiAffinity = pod.requiredAntiAffinityTerms.map((t) => this.mergeNamespaces(t));
+    const nsLabels = snap.namespaceLabels(pod.namespace);
+
+    const existing: TopologyCounts = new Map();
+    for (const ni of snap.havePodsWithRequiredAntiAffinityList()) {
+      const node = ni.node;
+      if (!node) continue;
+      for (const ep of ni.podsWithRequiredAntiAffinity) {
+        for (const t of ep.requiredAntiAffinityTerms) {
+          if (termMatches(t, pod.pod, nsLabels)) updateCount(existing, node, t.topologyKey, 1);
+        }
+      }
+    }
+
+    const affinityCounts: TopologyCounts = new Map();
+    const antiAffinityCounts: TopologyCounts = new Map();
+    if (affinity.length > 0 || antiAffinity.length > 0) {
+      for (const ni of nodes) {
+        const node = ni.node;
+        if (!node) continue;
+        for (const ep of ni.pods) {
+          if (affinity.length > 0 && matchesAllTerms(affinity, ep.pod)) {
+            for (const t of affinity) updateCount(affinityCounts, node, t.topologyKey, 1);
+          }
+          for (const t of antiAffinity) {
+            if (termMatches(t, ep.pod, undefined))
+              updateCount(antiAffinityCounts, node, t.topologyKey, 1);
+          }
+        }
+      }
+    }
+
+    if (existing.size === 0 && affinity.length === 0 && antiAffinity.length === 0) {
+      return { status: new Status(Code.Skip) };
+    }
+    state.write(
+      PRE_FILTER_KEY,
+      new PreFilterState(
+        pod,
+        affinity,
+        antiAffinity,
+        nsLabels,
+        existing,
+        affinityCounts,
+        antiAffinityCounts,
+      ),
+    );
+    return null;
+  }
+
+  addPod(state: CycleState, _pod: PodInfo, toAdd: PodInfo, node: NodeInfo): Status | null {
+    state.read<PreFilterState>(PRE_FILTER_KEY)?.updateWithPod(toAdd, node.node, 1);
+    return null;
+  }
+
+  removePod(state: CycleState, _pod: PodInfo, toRemove: PodInfo, node: NodeInfo): Status | null {
+    state.read<PreFilterState>(PRE_FILTER_KEY)?.updateWithPod(toRemove, node.node, -1);
+    return null;
+  }
+
+  filter(state: CycleState, _pod: PodInfo, node: NodeInfo): Status | null {
+    const s = state.read<PreFilterState>(PRE_FILTER_KEY);
+    if (!s) return null;
+    const labels = node.labels ?? {};
+    if (!satisfyPodAffinity(s, labels)) {
+      return new Status(Code.UnschedulableAndUnresolvable, [ERR_REASON_AFFINITY]);
+    }
+    if (s.antiAffinityCounts.size > 0) {
+      for (const t of s.requiredAntiAffinity) {
+        const v = labels[t.topologyKey];
+        if (v !== undefined && (s.antiAffinityCounts.get(pairKey(t.topologyKey, v)) ?? 0) > 0) {
+          return new Status(Code.Unschedulable, [ERR_REASON_ANTI_AFFINITY]);
+        }
+      }
+    }
+    if (s.existingAntiAffinityCounts.size > 0) {
+      for (const k of Object.keys(labels)) {
+        if ((s.existingAntiAffinityCounts.get(pairKey(k, labels[k]!)) ?? 0) > 0) {
+          return new Status(Code.Unschedulable, [ERR_REASON_EXISTING_ANTI_AFFINITY]);
+        }
+      }
+    }
+    return null;
+  }
+
+  // ---- scoring ----
+
+  preScore(state: CycleState, pod: PodInfo, nodes: readonly NodeInfo[]): Status | null {
+    if (nodes.length === 0) return null;
+    const a = pod.pod.spec?.affinity;
+    const hasConstraints =
+      (a?.podAffinity?.preferredDuringSchedulingIgnoredDuringExecution ?? []).length > 0 ||
+      (a?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution ?? []).length > 0;
+    if (this.ignorePreferredTermsOfExistingPods && !hasConstraints) return new Status(Code.Skip);
+    const snap = this.handle.snapshot();
+    const all = hasConstraints ? snap.list() : snap.havePodsWithAffinityList();
+    const preferredAffinity = pod.preferredAffinityTerms.map((t) => this.mergeNamespaces(t));
+    const preferredAnti = pod.preferredAntiAffinityTerms.map((t) => this.mergeNamespaces(t));
+    const nsLabels = snap.namespaceLabels(pod.namespace);
+    const topologyScore = new Map<string, Map<string, number>>();
+    const add = (node: Node, key: string, delta: number): void => {
+      const v = node.metadata?.labels?.[key];
+      if (v === undefined) return;
+      let m = topologyScore.get(key);
+      if (!m) topologyScore.set(key, (m = new Map()));
+      m.set(v, (m.get(v) ?? 0) + delta);
+    };
+    const processTerms = (
+      terms: WeightedAffinityTerm[],
+      target: Pod,
+      labels: Labels | undefined,
+      node: Node,
+      sign: number,
+    ): void => {
+      for (const t of terms)
+        if (termMatches(t, target, labels)) add(node, t.topologyKey, t.weight * sign);
+    };
+    for (const ni of all) {
+      const node = ni.node;
+      if (!node || Object.keys(node.metadata?.labels ?? {}).length === 0) continue;
+      const pods = hasConstraints ? ni.pods : ni.podsWithAffinity;
+      for (const ep of pods) {
+        processTerms(preferredAffinity, ep.pod, undefined, node, 1);
+        processTerms(preferredAnti, ep.pod, undefined, node, -1);
+        if (this.hardPodAffinityWeight > 0) {
+          for (const t of ep.requiredAffinityTerms) {
+            if (termMatches(t, pod.pod, nsLabels))
+              add(node, t.topologyKey, this.hardPodAffinityWeight);
+          }
+        }
+        processTerms(ep.preferredAffinityTerms, pod.pod, nsLabels, node, 1);
+        processTerms(ep.preferredAntiAffinityTerms, pod.pod, nsLabels, node, -1);
+      }
+    }
+    if (topologyScore.size === 0) return new Status(Code.Skip);
+    state.write(PRE_SCORE_KEY, new PreScoreState(topologyScore));
+    return null;
+  }
+
+  score(state: CycleState, _pod: PodInfo, node: NodeInfo): number {
+    const s = state.read<PreScoreState>(PRE_SCORE_KEY);
+    if (!s) return 0;
+    const labels = node.labels;
+    if (!labels) return 0;
+    let score = 0;
+    for (const [key, values] of s.topologyScore) {
+      const v = labels[key];
+      if (v !== undefined) score += values.get(v) ?? 0;
+    }
+    return score;
+  }
+
+  normalizeScore(
+    state: CycleState,
+    _pod: PodInfo,
+    _nodes: readonly NodeInfo[],
+    scores: number[],
+  ): Status | null {
+    const s = state.read<PreScoreState>(PRE_SCORE_KEY);
+    if (!s || s.topologyScore.size === 0) return null;
+    let min = Number.MAX_SAFE_INTEGER;
+    let max = Number.MIN_SAFE_INTEGER;
+    for (const v of scores) {
+      if (v > max) max = v;
+      if (v < min) min = v;
+    }
+    const diff = max - min;
+    for (let i = 0; i < scores.length; i++) {
+      scores[i] = diff > 0 ? Math.trunc(MAX_NODE_SCORE * ((scores[i]! - min) / diff)) : 0;
+    }
+    return null;
+  }
+
+  // ---- queueing hints ----
+
+  eventsToRegister(): ClusterEventWithHint[] {
+    return [
+      {
+        event: {
+          resource: "Pod",
+          actionType: ActionType.Add | ActionType.UpdatePodLabel | ActionType.Delete,
+        },
+        hint: (pod, oldObj, newObj) => {
+          const before = asPod(oldObj);
+          const after = asPod(newObj);
+          if ((after && !after.spec?.nodeName) || (before && !before.spec?.nodeName))
+            return QueueingHint.QueueSkip;
+          const info = new PodInfo(pod);
+          const terms = info.requiredAffinityTerms;
+          const anti = info.requiredAntiAffinityTerms;
+          if (before && after) {
+            if (!matchesAllTerms(terms, before) && matchesAllTerms(terms, after))
+              return QueueingHint.Queue;
+            if (matchesAnyTerm(anti, before) && !matchesAnyTerm(anti, after))
+              return QueueingHint.Queue;
+            return QueueingHint.QueueSkip;
+          }
+          if (after)
+            return matchesAllTerms(terms, after) ? QueueingHint.Queue : QueueingHint.QueueSkip;
+          if (!before) return QueueingHint.QueueSkip;
+          // A deleted pod frees its domain for our anti-affinity, or lifts its own anti-affinity.
+          if (matchesAnyTerm(anti, before)) return QueueingHint.Queue;
+          return new PodInfo(before).requiredAntiAffinityTerms.length > 0
+            ? QueueingHint.Queue
+            : QueueingHint.QueueSkip;
+        },
+      },
+      {
+        event: { resource: "Node", actionType: ActionType.Add | ActionType.UpdateNodeLabel },
+        hint: (pod, oldObj, newObj) => {
+          const after = asNode(newObj);
+          if (!after) return QueueingHint.QueueSkip;
+          const info = new PodInfo(pod);
+          const labels = after.metadata?.labels ?? {};
+          for (const t of info.requiredAffinityTerms)
+            if (t.topologyKey in labels) return QueueingHint.Queue;
+          const before = asNode(oldObj);
+          for (const t of info.requiredAntiAffinityTerms) {
+            if (!before || before.metadata?.labels?.[t.topologyKey] !== labels[t.topologyKey])
+              return QueueingHint.Queue;
+          }
+          return QueueingHint.QueueSkip;
+        },
+      },
+    ];
+  }
+}
+
+function satisfyPodAffinity(s: PreFilterState, labels: Labels): boolean {
+  let podsExist = true;
+  for (const t of s.requiredAffinity) {
+    const v = labels[t.topologyKey];
+    if (v === undefined) return false;
+    if ((s.affinityCounts.get(pairKey(t.topologyKey, v)) ?? 0) <= 0) podsExist = false;
+  }
+  if (!podsExist) {
+    // The first pod of a group with affinity to itself may go anywhere with the topology labels.
+    return s.affinityCounts.size === 0 && matchesAllTerms(s.requiredAffinity, s.podInfo.pod);
+  }
+  return true;
+}
