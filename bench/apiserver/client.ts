@@ -21,6 +21,9 @@ export interface Target {
   port: number;
   /** PEM of the CA that signed the server's certificate; TLS when set. */
   ca?: Buffer;
+  /** A client certificate and key (PEM) to authenticate with over TLS. */
+  cert?: Buffer;
+  key?: Buffer;
 }
 
 export interface H1Response {
@@ -75,6 +78,7 @@ export class H1Conn {
             host: target.host,
             port: target.port,
             ca: target.ca,
+            ...(target.cert ? { cert: target.cert, key: target.key } : {}),
             ALPNProtocols: ["http/1.1"],
           })
         : net.connect({ host: target.host, port: target.port });
@@ -304,6 +308,7 @@ export class H2Client {
     return new Promise((resolve, reject) => {
       const session = http2.connect(`https://${target.host}:${target.port}`, {
         ca: target.ca,
+        ...(target.cert ? { cert: target.cert, key: target.key } : {}),
         // The client's own limit on concurrent streams is the server's to set; the default
         // initial window (64 KiB) is plenty for 2 KiB bodies.
       });

@@ -58,10 +58,11 @@ import {
   type WatchConfig,
   type WatchResult,
 } from "./workloads.js";
+import { runSecurityComparison, type SecurityResult } from "./security.js";
 
 const execFileAsync = promisify(execFile);
 
-const GROUPS = ["ceiling", "create", "get", "list", "watch", "memory"] as const;
+const GROUPS = ["ceiling", "create", "get", "list", "watch", "memory", "security"] as const;
 type Group = (typeof GROUPS)[number];
 const TRANSPORTS: Transport[] = ["http1", "http1-tls", "http2-tls"];
 
@@ -184,6 +185,7 @@ interface Results {
   gets?: ThroughputResult;
   lists: ListResult[];
   watch?: WatchResult;
+  security?: SecurityResult;
   memory?: MemoryResult;
   /** Per server started: ms from spawn to ready, and RSS right then (bytes). */
   servers: Array<{ name: string; startMs: number; rss?: number }>;
@@ -371,6 +373,26 @@ async function run(cfg: Config, root: string, results: Results): Promise<void> {
     });
   }
 
+  if (want("security")) {
+    results.security = await phase(results, "authentication and authorization cost", () =>
+      runSecurityComparison(
+        root,
+        cfg.quick ? 1000 : 2000,
+        loop(cfg.createMs),
+        (name) =>
+          cfg.cpuProfDir
+            ? [
+                "--cpu-prof",
+                `--cpu-prof-dir=${cfg.cpuProfDir}`,
+                `--cpu-prof-name=apiserver-${name}.cpuprofile`,
+              ]
+            : [],
+        log,
+        results.servers,
+      ),
+    );
+  }
+
   if (want("memory")) {
     await withAPIServer(cfg, root, results, "memory", async (server) => {
       results.memory = await phase(results, "memory", async () => {
@@ -463,6 +485,22 @@ function goals(cfg: Config, r: Results): Goal[] {
           ? `; writes reached only ${formatNumber(w.writesPerSec)}/s`
           : ""),
     );
+  }
+  if (cfg.only.includes("security")) {
+    for (const op of ["gets", "creates"] as const) {
+      const base = r.security?.baseline[op];
+      const sec = r.security?.secured[op];
+      const ratio = base && sec ? sec.opsPerSec / base.opsPerSec : undefined;
+      check(
+        `${op}/s with x509 + Node,RBAC + admission vs AlwaysAllow`,
+        ">= 0.85x (costs <= 15%)",
+        ratio,
+        (ratio ?? 0) >= 0.85 && !sec?.errors,
+        ratio === undefined
+          ? "-"
+          : `${formatRatio(ratio)} (${formatNumber(sec!.opsPerSec)}/s vs ${formatNumber(base!.opsPerSec)}/s)`,
+      );
+    }
   }
   if (cfg.only.includes("memory")) {
     const idle = r.memory?.idleRss;
@@ -558,6 +596,32 @@ function printReport(cfg: Config, env: Env, r: Results, goalList: Goal[]): void 
       "  drain: last write answered to last delivery",
       `${formatMs(wt.drainMs)}${wt.drainTimedOut ? " (gave up)" : ""}`,
     );
+  }
+  const sec = r.security;
+  if (sec) {
+    const label = {
+      baseline: "AlwaysAllow, no admission",
+      secured: "x509 + Node,RBAC + admission",
+    } as const;
+    for (const which of ["baseline", "secured"] as const) {
+      const run = sec[which];
+      row(
+        `security: gets, HTTP/1.1 TLS, ${label[which]}`,
+        rate(run.gets),
+        run.gets?.latency,
+        run.gets,
+      );
+      row(
+        `security: creates, HTTP/1.1 TLS, ${label[which]}`,
+        rate(run.creates),
+        run.creates?.latency,
+        run.creates,
+      );
+    }
+    const ratio = (a?: ThroughputResult, b?: ThroughputResult) =>
+      a && b ? formatRatio(a.opsPerSec / b.opsPerSec) : "-";
+    row("  secured vs AlwaysAllow: gets", ratio(sec.secured.gets, sec.baseline.gets));
+    row("  secured vs AlwaysAllow: creates", ratio(sec.secured.creates, sec.baseline.creates));
   }
   const m = r.memory;
   if (m) {

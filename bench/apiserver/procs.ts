@@ -89,6 +89,9 @@ export interface ServerProc {
   /** The apiserver's HTTPS port (HTTP/1.1 and HTTP/2), and the CA of its certificate. */
   securePort?: number;
   ca?: Buffer;
+  /** The client certificate and key HTTPS clients authenticate with, when the server asks. */
+  clientCert?: Buffer;
+  clientKey?: Buffer;
   /** How long from spawn to ready, ms. */
   startMs: number;
   log(): string;
@@ -121,7 +124,12 @@ async function httpStatus(port: number, urlPath: string): Promise<number> {
  * Starts `k8ts apiserver` on loopback with its data and certs under `dir` (created), serving HTTPS
  * and plain HTTP; resolves once /readyz answers 200. `nodeArgs` go to node (e.g. --cpu-prof).
  */
-export async function startAPIServer(dir: string, nodeArgs: string[] = []): Promise<ServerProc> {
+export async function startAPIServer(
+  dir: string,
+  nodeArgs: string[] = [],
+  extraArgs: string[] = [],
+  client?: { ca: Buffer; cert: Buffer; key: Buffer },
+): Promise<ServerProc> {
   if (stopping) throw new Error("interrupted");
   fs.mkdirSync(dir, { recursive: true });
   const [securePort, port] = (await freePorts(2)) as [number, number];
@@ -138,6 +146,7 @@ export async function startAPIServer(dir: string, nodeArgs: string[] = []): Prom
       "--bind-address=127.0.0.1",
       "--advertise-address=127.0.0.1",
       `--insecure-port=${port}`,
+      ...extraArgs,
     ],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
@@ -158,7 +167,8 @@ export async function startAPIServer(dir: string, nodeArgs: string[] = []): Prom
     pid: child.pid!,
     port,
     securePort,
-    ca: fs.readFileSync(path.join(dir, "certs", "apiserver.crt")),
+    ca: client?.ca ?? fs.readFileSync(path.join(dir, "certs", "apiserver.crt")),
+    ...(client ? { clientCert: client.cert, clientKey: client.key } : {}),
     startMs: performance.now() - t0,
     log,
     stop,

@@ -31,9 +31,14 @@ export function plainTarget(server: ServerProc): Target {
   return { host: "127.0.0.1", port: server.port };
 }
 
-function tlsTarget(server: ServerProc): Target {
+export function tlsTarget(server: ServerProc): Target {
   if (!server.securePort || !server.ca) throw new Error("the server has no HTTPS port");
-  return { host: "127.0.0.1", port: server.securePort, ca: server.ca };
+  const t: Target = { host: "127.0.0.1", port: server.securePort, ca: server.ca };
+  if (server.clientCert) {
+    t.cert = server.clientCert;
+    t.key = server.clientKey!;
+  }
+  return t;
 }
 
 export interface LoopConfig {
@@ -155,13 +160,15 @@ export async function runGets(
   count: number,
   cfg: LoopConfig,
   namespace = "default",
+  transport: "http1" | "http1-tls" = "http1",
 ): Promise<ThroughputResult> {
   const requests = Array.from({ length: count }, (_, i) =>
     h1Request("GET", `/api/v1/namespaces/${namespace}/pods/${loadedPodName(i)}`, {
       Accept: "application/json",
     }),
   );
-  const conns = await openConns(plainTarget(server), cfg.workers);
+  const target = transport === "http1" ? plainTarget(server) : tlsTarget(server);
+  const conns = await openConns(target, cfg.workers);
   try {
     return await closedLoop({
       ...cfg,
