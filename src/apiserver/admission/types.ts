@@ -6,7 +6,7 @@
  * admission chain does; neither runs for dry-run writes' side effects (plugins that keep state,
  * like ResourceQuota, must not record anything when `dryRun` is set).
  */
-import type { UserInfo } from "../auth/types.js";
+import type { Attributes, Decision, UserInfo } from "../auth/types.js";
 import type { KObject } from "../registry/types.js";
 
 export type Operation = "CREATE" | "UPDATE" | "DELETE" | "CONNECT";
@@ -28,6 +28,11 @@ export interface AdmissionAttributes {
   /** The stored object (UPDATE, DELETE). */
   oldObject: KObject | undefined;
   dryRun: boolean;
+  /**
+   * Warnings for the client (`Warning: 299 - "..."` headers), when the caller collects them:
+   * plugins push onto it (PodSecurity's warn mode) and never rely on it being there.
+   */
+  warnings?: string[];
 }
 
 /** What plugins may read and do, from the API server's caches and registries. */
@@ -62,6 +67,12 @@ export interface AdmissionContext {
     name: string,
     mutate: (obj: KObject) => void,
   ): Promise<KObject>;
+  /**
+   * The API server's authorizer, for plugins that check a permission beyond the request's own
+   * (the certificate plugins' `approve` and `sign` on signers). Without it, such a check
+   * fails: a plugin that needs it refuses what it would have had to authorize.
+   */
+  authorize?(attrs: Attributes): Decision;
 }
 
 export interface AdmissionPlugin {
