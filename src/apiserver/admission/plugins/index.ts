@@ -1,12 +1,44 @@
 import type { AdmissionPlugin } from "../types.js";
+import {
+  certificateApproval,
+  certificateSigning,
+  certificateSubjectRestriction,
+} from "./certificates.js";
+import { defaultIngressClassPlugin, defaultStorageClassPlugin } from "./default-class.js";
+import { defaultTolerationSeconds } from "./default-toleration-seconds.js";
+import { limitRanger } from "./limit-ranger.js";
 import { namespaceLifecycle } from "./namespace-lifecycle.js";
+import { nodeRestriction } from "./node-restriction.js";
+import { podSecurity } from "./pod-security.js";
+import { priority } from "./priority.js";
+import { resourceQuota } from "./resource-quota.js";
+import { serviceAccount } from "./service-account.js";
+import { storageObjectInUseProtection } from "./storage-object-in-use-protection.js";
+import { taintNodesByCondition } from "./taint-nodes-by-condition.js";
+
+export { bootstrapPriorityClasses } from "./priority.js";
 
 /**
  * Every admission plugin k8ts has, by upstream's name, in upstream's order of the chain
- * (kube-apiserver runs enabled plugins in this order, whatever order the flags list them in).
+ * (kube-apiserver's AllOrderedPlugins: enabled plugins run in this order, whatever order the
+ * flags list them in).
  */
 export const ADMISSION_PLUGINS: ReadonlyArray<{ name: string; make: () => AdmissionPlugin }> = [
   { name: "NamespaceLifecycle", make: () => namespaceLifecycle },
+  { name: "LimitRanger", make: () => limitRanger },
+  { name: "ServiceAccount", make: () => serviceAccount() },
+  { name: "NodeRestriction", make: () => nodeRestriction },
+  { name: "TaintNodesByCondition", make: () => taintNodesByCondition },
+  { name: "PodSecurity", make: () => podSecurity() },
+  { name: "Priority", make: () => priority },
+  { name: "DefaultTolerationSeconds", make: () => defaultTolerationSeconds() },
+  { name: "DefaultStorageClass", make: () => defaultStorageClassPlugin },
+  { name: "StorageObjectInUseProtection", make: () => storageObjectInUseProtection },
+  { name: "CertificateApproval", make: () => certificateApproval },
+  { name: "CertificateSigning", make: () => certificateSigning },
+  { name: "CertificateSubjectRestriction", make: () => certificateSubjectRestriction },
+  { name: "DefaultIngressClass", make: () => defaultIngressClassPlugin },
+  { name: "ResourceQuota", make: () => resourceQuota },
 ];
 
 /** kube-apiserver 1.32's plugins enabled by default (those k8ts has are used). */
