@@ -47,6 +47,7 @@ export class TestAPIServer {
         `--secure-port=${this.securePort}`,
         "--bind-address=127.0.0.1",
         "--advertise-address=127.0.0.1",
+        ...this.admissionArgs(),
         ...this.extraArgs,
       ],
       { stdio: ["ignore", "pipe", "pipe"] },
@@ -71,6 +72,22 @@ export class TestAPIServer {
       if (Date.now() > deadline) throw new Error(`k8ts apiserver not ready: ${this.log}`);
       await new Promise((r) => setTimeout(r, 50));
     }
+  }
+
+  /**
+   * As upstream's integration tests: without the controller manager no namespace has a
+   * `default` ServiceAccount, so the ServiceAccount plugin is off unless the caller's flags
+   * choose the plugins themselves.
+   */
+  private admissionArgs(): string[] {
+    const chooses = this.extraArgs.some(
+      (a, i) =>
+        a.startsWith("--disable-admission-plugins") ||
+        (a.startsWith("--enable-admission-plugins") &&
+          (a.includes("ServiceAccount") ||
+            (!a.includes("=") && !!this.extraArgs[i + 1]?.includes("ServiceAccount")))),
+    );
+    return chooses ? [] : ["--disable-admission-plugins=ServiceAccount"];
   }
 
   async stop(): Promise<void> {
