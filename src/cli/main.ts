@@ -11,6 +11,12 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     summary: "Run the Kubernetes API server",
     load: async () => (await import("../apiserver/command.js")).apiserverCommand as Command,
   },
+  "controller-manager": {
+    summary:
+      "Run the controller manager (deployments, replica sets, namespaces, garbage collection)",
+    load: async () =>
+      (await import("../controllers/command.js")).controllerManagerCommand as Command,
+  },
   server: {
     summary: "Run a whole control plane in one process on the embedded store (like k3s server)",
     load: async () => (await import("../server/command.js")).serverCommand as Command,
