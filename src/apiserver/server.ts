@@ -198,7 +198,20 @@ export class APIServer {
       advertiseAddress: this.config.advertiseAddress,
       securePort: this.addresses.secure?.port ?? this.addresses.insecure!.port,
     });
-    await this.registry("", "v1", "namespaces")!.cache().ready();
+    // The caches admission plugins read on every write (small resources; pods and nodes are
+    // looked up in storage when a plugin needs one the cache does not have).
+    await Promise.all(
+      [
+        ["", "namespaces"],
+        ["", "serviceaccounts"],
+        ["", "limitranges"],
+        ["", "resourcequotas"],
+        ["scheduling.k8s.io", "priorityclasses"],
+        ["storage.k8s.io", "storageclasses"],
+        ["networking.k8s.io", "ingressclasses"],
+        ["node.k8s.io", "runtimeclasses"],
+      ].map(([group, resource]) => this.registry(group!, "v1", resource!)?.cache().ready()),
+    );
     await this.config.security.start((group, version, resource) =>
       this.registry(group, version, resource),
     );

@@ -281,6 +281,11 @@ export class WatchCache {
     }
   }
 
+  /** Whether the cache holds the state of the store (it has listed it once). */
+  get started(): boolean {
+    return this.revision > 0;
+  }
+
   /** Resolves once the cache holds the state of the store (starting it on first use). */
   ready(): Promise<void> {
     if (this.stopped) return Promise.reject(new Error("watch cache stopped"));

@@ -453,8 +453,12 @@ export class Registry {
 
   /** Every object of a namespace ("" for all) as the watch cache holds them now (read only). */
   cachedList(namespace: string): KObject[] {
-    if (!this.watchCache) return [];
-    return this.watchCache.list(this.listPrefix(namespace), undefined).items.map((o) => o.view());
+    const cache = this.cache();
+    if (!cache.started) {
+      void cache.ready();
+      throw serviceUnavailable(`the watch cache of ${this.def.resource} is starting`);
+    }
+    return cache.list(this.listPrefix(namespace), undefined).items.map((o) => o.view());
   }
 
   /**
