@@ -380,6 +380,15 @@ spec:
     assert.match(k(["get", "deployment", "gc-bg"]).stderr, /NotFound/);
   });
 
+  test("get componentstatuses: deprecated as upstream, with the storage's health", () => {
+    const r = k(["get", "componentstatuses"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /Warning: v1 ComponentStatus is deprecated in v1\.19\+/);
+    assert.match(r.stdout, /^NAME\s+STATUS\s+MESSAGE\s+ERROR$/m);
+    assert.match(r.stdout, /^etcd-0\s+Healthy\s+ok/m);
+    assert.match(r.stdout, /^scheduler\s+Unhealthy/m);
+  });
+
   test("create -f of a Binding puts the pod on the node, once", () => {
     const pod =
       "apiVersion: v1\nkind: Pod\nmetadata: {name: somepod}\nspec:\n  containers:\n  - {name: c, image: busybox}\n";

@@ -34,6 +34,7 @@ import { bootstrap } from "./bootstrap.js";
 import { handleBinding } from "./handlers/binding.js";
 import { handleReview, isReview } from "./handlers/reviews.js";
 import { handleTokenRequest } from "./handlers/token.js";
+import { handleComponentStatus } from "./handlers/componentstatus.js";
 import { Security, UNSECURED_USER } from "./security.js";
 import { Admission } from "./admission/chain.js";
 import type { ValueTransformer } from "./encryption.js";
@@ -500,6 +501,13 @@ export class APIServer {
       if (info.resource === "pods" && info.subresource === "binding") {
         return await handleBinding(req, res, info.namespace, info.name, pods, this.decode);
       }
+    }
+    if (
+      info.apiGroup === "" &&
+      info.resource === "componentstatuses" &&
+      (info.verb === "get" || info.verb === "list")
+    ) {
+      return await handleComponentStatus(req, res, info.name, this.config.store);
     }
     if (
       info.apiGroup === "" &&
