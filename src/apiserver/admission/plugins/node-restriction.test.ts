@@ -18,7 +18,10 @@ const as = (user: string, a: AdmissionAttributes) => ({ ...a, user: nodeUser(use
 
 async function refused(ctx: FakeContext, a: AdmissionAttributes, message: string) {
   await assert.rejects(
-    async () => nodeRestriction.admit!(a, ctx),
+    async () => {
+      await nodeRestriction.admit!(a, ctx);
+      await nodeRestriction.validate!(a, ctx);
+    },
     (err) => {
       assert.ok(isStatusError(err, "Forbidden"), String(err));
       assert.equal(err.code, 403);
@@ -28,7 +31,10 @@ async function refused(ctx: FakeContext, a: AdmissionAttributes, message: string
   );
 }
 
-const allowed = (ctx: FakeContext, a: AdmissionAttributes) => nodeRestriction.admit!(a, ctx);
+async function allowed(ctx: FakeContext, a: AdmissionAttributes) {
+  await nodeRestriction.admit!(a, ctx);
+  await nodeRestriction.validate!(a, ctx);
+}
 
 test("a node may modify only its own Node object", async () => {
   const ctx = new FakeContext();

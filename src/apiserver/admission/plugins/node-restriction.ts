@@ -94,50 +94,54 @@ async function existingPod(
 
 export const nodeRestriction: AdmissionPlugin = {
   name: "NodeRestriction",
-  async admit(a, ctx) {
-    if (a.operation === "CONNECT") return;
-    const id = nodeIdentity(a.user);
-    if (!id.isNode) return;
-    const node = id.name;
-    if (!node) {
-      throw admissionForbidden(a, `could not determine node from user ${goQuote(a.user.username)}`);
-    }
-    const gr = `${a.group}/${a.resource}`;
-    switch (gr) {
-      case "/pods":
-        switch (a.subresource) {
-          case "":
-            return admitPod(node, a, ctx);
-          case "status":
-            return admitPodStatus(node, a);
-          case "eviction":
-            return admitPodEviction(node, a, ctx);
-          default:
-            throw admissionForbidden(
-              a,
-              `unexpected pod subresource ${goQuote(a.subresource)}, only 'status' and 'eviction' are allowed`,
-            );
-        }
-      case "/nodes":
-        return admitNode(node, a);
-      case "/persistentvolumeclaims":
-        if (a.subresource === "status") return admitPVCStatus(node, a);
-        throw admissionForbidden(a, "may only update PVC status");
-      case "/serviceaccounts":
-        return admitServiceAccount(node, a, ctx);
-      case "coordination.k8s.io/leases":
-        return admitLease(node, a);
-      case "storage.k8s.io/csinodes":
-        return admitCSINode(node, a);
-      case "resource.k8s.io/resourceslices":
-        return admitResourceSlice(node, a);
-      case "certificates.k8s.io/certificatesigningrequests":
-        return admitCSR(node, a);
-      default:
-        return;
-    }
-  },
+  admit: (a, ctx) => (a.operation === "DELETE" ? undefined : restrict(a, ctx)),
+  // Deletes are checked here: the registry asks only the validating half about a delete.
+  validate: (a, ctx) => (a.operation === "DELETE" ? restrict(a, ctx) : undefined),
 };
+
+async function restrict(a: AdmissionAttributes, ctx: AdmissionContext): Promise<void> {
+  if (a.operation === "CONNECT") return;
+  const id = nodeIdentity(a.user);
+  if (!id.isNode) return;
+  const node = id.name;
+  if (!node) {
+    throw admissionForbidden(a, `could not determine node from user ${goQuote(a.user.username)}`);
+  }
+  const gr = `${a.group}/${a.resource}`;
+  switch (gr) {
+    case "/pods":
+      switch (a.subresource) {
+        case "":
+          return admitPod(node, a, ctx);
+        case "status":
+          return admitPodStatus(node, a);
+        case "eviction":
+          return admitPodEviction(node, a, ctx);
+        default:
+          throw admissionForbidden(
+            a,
+            `unexpected pod subresource ${goQuote(a.subresource)}, only 'status' and 'eviction' are allowed`,
+          );
+      }
+    case "/nodes":
+      return admitNode(node, a);
+    case "/persistentvolumeclaims":
+      if (a.subresource === "status") return admitPVCStatus(node, a);
+      throw admissionForbidden(a, "may only update PVC status");
+    case "/serviceaccounts":
+      return admitServiceAccount(node, a, ctx);
+    case "coordination.k8s.io/leases":
+      return admitLease(node, a);
+    case "storage.k8s.io/csinodes":
+      return admitCSINode(node, a);
+    case "resource.k8s.io/resourceslices":
+      return admitResourceSlice(node, a);
+    case "certificates.k8s.io/certificatesigningrequests":
+      return admitCSR(node, a);
+    default:
+      return;
+  }
+}
 
 async function admitPod(node: string, a: AdmissionAttributes, ctx: AdmissionContext) {
   switch (a.operation) {
