@@ -148,6 +148,7 @@ export class Framework implements Handle {
   private currentSnapshot: SharedLister | undefined;
   private readonly nominatorRef: PodNominator | undefined;
   private readonly random: (n: number) => number;
+  private scoreBuf: number[] = [];
 
   constructor(profile: Profile, registry: Registry, opts: FrameworkOptions = {}) {
     this.schedulerName = profile.schedulerName;
@@ -546,7 +547,8 @@ export class Framework implements Handle {
   ): Status | null {
     const n = nodes.length;
     for (let i = 0; i < n; i++) totals[i] = 0;
-    const scores: number[] = new Array<number>(n);
+    if (this.scoreBuf.length !== n) this.scoreBuf = new Array<number>(n).fill(0);
+    const scores = this.scoreBuf;
     for (const pl of this.scorePlugins) {
       if (state.skipScorePlugins.has(pl.name)) continue;
       try {

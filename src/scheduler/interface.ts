@@ -33,6 +33,8 @@ export interface SharedLister {
 /** Pods nominated to nodes by preemption, which filters treat as already running there. */
 export interface PodNominator {
   nominatedPodsForNode(nodeName: string): readonly PodInfo[];
+  /** Whether any pod is nominated anywhere (lets filtering skip the per-node lookup). */
+  hasNominatedPods(): boolean;
 }
 
 /** What the framework gives plugins (upstream's framework.Handle). */

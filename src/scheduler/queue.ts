@@ -615,6 +615,10 @@ export class SchedulingQueue implements PodNominator {
     if (list.length === 0) this.nominatedByNode.delete(node);
   }
 
+  hasNominatedPods(): boolean {
+    return this.nominatedByNode.size > 0;
+  }
+
   nominatedPodsForNode(nodeName: string): readonly PodInfo[] {
     if (this.nominatedByNode.size === 0) return EMPTY;
     return this.nominatedByNode.get(nodeName) ?? EMPTY;

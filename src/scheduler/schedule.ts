@@ -181,11 +181,14 @@ export class SchedulingAlgorithm {
       return feasible;
     }
     const filters = fw.activeFilters(state);
+    const withNominated = fw.nominator()?.hasNominatedPods() ?? false;
     let processed = 0;
     for (let i = 0; i < numAll && feasible.length < numToFind; i++) {
       const node = nodes[(start + i) % numAll]!;
       processed++;
-      const s = fw.runFilterPluginsWithNominatedPods(state, pod, node, filters);
+      const s = withNominated
+        ? fw.runFilterPluginsWithNominatedPods(state, pod, node, filters)
+        : fw.runFilterPlugins(state, pod, node, filters);
       if (s === null) {
         feasible.push(node);
         continue;

@@ -107,7 +107,10 @@ export class Scheduler {
 
   constructor(opts: SchedulerOptions = {}) {
     this.config = opts.config ?? defaultConfiguration();
-    const nominator = { nominatedPodsForNode: (n: string) => this.queue.nominatedPodsForNode(n) };
+    const nominator = {
+      nominatedPodsForNode: (n: string) => this.queue.nominatedPodsForNode(n),
+      hasNominatedPods: () => this.queue.hasNominatedPods(),
+    };
     const fwOpts = { nominator, ...(opts.randomInt ? { randomInt: opts.randomInt } : {}) };
     this.frameworks = buildFrameworks(this.config, opts.registry ?? inTreeRegistry(), fwOpts);
     const first = this.frameworks.values().next().value as Framework;

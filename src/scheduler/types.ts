@@ -479,6 +479,29 @@ export interface StateData {
   clone(): StateData;
 }
 
+/**
+ * A plugin's shortcut to its own state in the current cycle: the last CycleState read is
+ * remembered, so that scoring thousands of nodes does not look the key up for each.
+ */
+export class StateCache<T extends StateData> {
+  private state: CycleState | undefined;
+  private value: T | undefined;
+
+  write(state: CycleState, key: string, v: T): void {
+    state.write(key, v);
+    this.state = state;
+    this.value = v;
+  }
+
+  read(state: CycleState, key: string): T | undefined {
+    if (state !== this.state) {
+      this.state = state;
+      this.value = state.read<T>(key);
+    }
+    return this.value;
+  }
+}
+
 /** Per-cycle storage shared by the plugins of one profile. */
 export class CycleState {
   private readonly data = new Map<string, StateData>();

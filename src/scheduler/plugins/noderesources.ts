@@ -31,6 +31,7 @@ import {
   MAX_NODE_SCORE,
   NodeInfo,
   PodInfo,
+  StateCache,
   Status,
   type CycleState,
   type StateData,
@@ -272,9 +273,16 @@ function balancedResourceScorer(requested: Float64Array, allocatable: Float64Arr
  * its requests with the pod added (nonZeroRequested for CPU and memory unless useRequested);
  * scalar resources the pod does not ask for are left out.
  */
+const KIND_CPU = 0;
+const KIND_MEMORY = 1;
+const KIND_EPHEMERAL = 2;
+const KIND_SCALAR = 3;
+
 class ResourceAllocationScorer {
   private readonly requested: Float64Array;
   private readonly allocatable: Float64Array;
+  private readonly kinds: Uint8Array;
+  private readonly isScalar: boolean[];
 
   constructor(
     readonly resources: ResourceSpec[],
@@ -283,6 +291,16 @@ class ResourceAllocationScorer {
   ) {
     this.requested = new Float64Array(resources.length);
     this.allocatable = new Float64Array(resources.length);
+    this.kinds = Uint8Array.from(resources, (r) =>
+      r.name === CPU
+        ? KIND_CPU
+        : r.name === MEMORY
+          ? KIND_MEMORY
+          : r.name === EPHEMERAL_STORAGE
+            ? KIND_EPHEMERAL
+            : KIND_SCALAR,
+    );
+    this.isScalar = resources.map((r) => isScalarResourceName(r.name));
   }
 
   /** The pod's request of each configured resource. */
@@ -302,23 +320,32 @@ class ResourceAllocationScorer {
     const req = this.requested;
     const alloc = this.allocatable;
     const nodeReq = this.useRequested ? node.requested : node.nonZeroRequested;
-    for (let i = 0; i < this.resources.length; i++) {
-      const name = this.resources[i]!.name;
+    const nodeAlloc = node.allocatable;
+    const kinds = this.kinds;
+    for (let i = 0; i < kinds.length; i++) {
       const pr = podRequests[i]!;
       let a = 0;
       let r = 0;
-      if (name === CPU) {
-        a = node.allocatable.milliCPU;
-        r = nodeReq.milliCPU + pr;
-      } else if (name === MEMORY) {
-        a = node.allocatable.memory;
-        r = nodeReq.memory + pr;
-      } else if (name === EPHEMERAL_STORAGE) {
-        a = node.allocatable.ephemeralStorage;
-        r = node.requested.ephemeralStorage + pr;
-      } else if (!(pr === 0 && isScalarResourceName(name)) && node.allocatable.scalar?.has(name)) {
-        a = node.allocatable.getScalar(name);
-        r = node.requested.getScalar(name) + pr;
+      switch (kinds[i]) {
+        case KIND_CPU:
+          a = nodeAlloc.milliCPU;
+          r = nodeReq.milliCPU + pr;
+          break;
+        case KIND_MEMORY:
+          a = nodeAlloc.memory;
+          r = nodeReq.memory + pr;
+          break;
+        case KIND_EPHEMERAL:
+          a = nodeAlloc.ephemeralStorage;
+          r = node.requested.ephemeralStorage + pr;
+          break;
+        default: {
+          const name = this.resources[i]!.name;
+          if (!(pr === 0 && this.isScalar[i]) && nodeAlloc.scalar?.has(name)) {
+            a = nodeAlloc.getScalar(name);
+            r = node.requested.getScalar(name) + pr;
+          }
+        }
       }
       alloc[i] = a;
       req[i] = a === 0 ? 0 : r;
@@ -342,6 +369,7 @@ export class NodeResourcesFit
   private readonly ignoredGroups: Set<string>;
   private readonly scorer: ResourceAllocationScorer;
   private readonly preScoreKey = "PreScore" + NODE_RESOURCES_FIT;
+  private readonly cache = new StateCache<PodRequestsState>();
 
   constructor(args: NodeResourcesFitArgs) {
     this.ignored = new Set(args.ignoredResources ?? []);
@@ -394,12 +422,12 @@ export class NodeResourcesFit
   }
 
   preScore(state: CycleState, pod: PodInfo): Status | null {
-    state.write(this.preScoreKey, new PodRequestsState(this.scorer.podRequests(pod)));
+    this.cache.write(state, this.preScoreKey, new PodRequestsState(this.scorer.podRequests(pod)));
     return null;
   }
 
   score(state: CycleState, pod: PodInfo, node: NodeInfo): number {
-    const s = state.read<PodRequestsState>(this.preScoreKey);
+    const s = this.cache.read(state, this.preScoreKey);
     return this.scorer.score(node, s ? s.requests : this.scorer.podRequests(pod));
   }
 
@@ -443,18 +471,19 @@ export class NodeResourcesBalancedAllocation implements PreScorePlugin, ScorePlu
   readonly name = NODE_RESOURCES_BALANCED_ALLOCATION;
   private readonly scorer: ResourceAllocationScorer;
   private readonly preScoreKey = "PreScore" + NODE_RESOURCES_BALANCED_ALLOCATION;
+  private readonly cache = new StateCache<PodRequestsState>();
 
   constructor(args: NodeResourcesBalancedAllocationArgs = { resources: DEFAULT_RESOURCE_SPEC }) {
     this.scorer = new ResourceAllocationScorer(args.resources, balancedResourceScorer, true);
   }
 
   preScore(state: CycleState, pod: PodInfo): Status | null {
-    state.write(this.preScoreKey, new PodRequestsState(this.scorer.podRequests(pod)));
+    this.cache.write(state, this.preScoreKey, new PodRequestsState(this.scorer.podRequests(pod)));
     return null;
   }
 
   score(state: CycleState, pod: PodInfo, node: NodeInfo): number {
-    const s = state.read<PodRequestsState>(this.preScoreKey);
+    const s = this.cache.read(state, this.preScoreKey);
     return this.scorer.score(node, s ? s.requests : this.scorer.podRequests(pod));
   }
 }

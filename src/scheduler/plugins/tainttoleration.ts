@@ -15,6 +15,7 @@ import {
 import { findUntoleratedTaint, tolerationsTolerateTaint } from "../selectors.js";
 import {
   Code,
+  StateCache,
   Status,
   type CycleState,
   type NodeInfo,
@@ -42,6 +43,7 @@ export class TaintToleration
   implements FilterPlugin, PreScorePlugin, ScorePlugin, EnqueueExtensions
 {
   readonly name = TAINT_TOLERATION;
+  private readonly cache = new StateCache<PreScoreState>();
 
   filter(_state: CycleState, pod: PodInfo, node: NodeInfo): Status | null {
     const taints = node.node?.spec?.taints;
@@ -56,14 +58,14 @@ export class TaintToleration
     const tolerations = (pod.pod.spec?.tolerations ?? []).filter(
       (t) => !t.effect || t.effect === "PreferNoSchedule",
     );
-    state.write(PRE_SCORE_KEY, new PreScoreState(tolerations));
+    this.cache.write(state, PRE_SCORE_KEY, new PreScoreState(tolerations));
     return null;
   }
 
   score(state: CycleState, pod: PodInfo, node: NodeInfo): number {
     const taints = node.node?.spec?.taints;
     if (!taints || taints.length === 0) return 0;
-    const s = state.read<PreScoreState>(PRE_SCORE_KEY);
+    const s = this.cache.read(state, PRE_SCORE_KEY);
     const tolerations =
       s?.tolerations ??
       (pod.pod.spec?.tolerations ?? []).filter((t) => !t.effect || t.effect === "PreferNoSchedule");
