@@ -422,6 +422,48 @@ spec:
     assert.match(short.stderr, /may not specify a duration less than 10 minutes/);
   });
 
+  test("CertificateSigningRequest: kubectl certificate approve and deny", () => {
+    const key = path.join(dir, "csr-user.key");
+    const csr = path.join(dir, "csr-user.csr");
+    run("openssl", ["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", key]);
+    run("openssl", ["req", "-new", "-key", key, "-out", csr, "-subj", "/CN=csr-user/O=dev"]);
+    const request = fs.readFileSync(csr).toString("base64");
+    for (const name of ["to-approve", "to-deny"]) {
+      ok(
+        admin(),
+        ["create", "-f", "-"],
+        `apiVersion: certificates.k8s.io/v1
+kind: CertificateSigningRequest
+metadata: {name: ${name}}
+spec:
+  request: ${request}
+  signerName: kubernetes.io/kube-apiserver-client
+  usages: [client auth]
+`,
+      );
+    }
+    ok(admin(), ["certificate", "approve", "to-approve"]);
+    ok(admin(), ["certificate", "deny", "to-deny"]);
+    const list = ok(admin(), ["get", "csr"]);
+    assert.match(
+      list,
+      /^to-approve\s+\S+\s+kubernetes\.io\/kube-apiserver-client\s+kubernetes-admin\s+<none>\s+Approved$/m,
+    );
+    assert.match(
+      list,
+      /^to-deny\s+\S+\s+kubernetes\.io\/kube-apiserver-client\s+kubernetes-admin\s+<none>\s+Denied$/m,
+    );
+    const approved = JSON.parse(ok(admin(), ["get", "csr", "to-approve", "-o", "json"])) as {
+      status: { conditions: Array<{ type: string; status: string; reason: string }> };
+      spec: { username: string; groups: string[] };
+    };
+    assert.deepEqual(
+      approved.status.conditions.map((c) => [c.type, c.status, c.reason]),
+      [["Approved", "True", "KubectlApprove"]],
+    );
+    assert.equal(approved.spec.username, "kubernetes-admin");
+  });
+
   test("tokens and certificates: a static token works; forged tokens and foreign CAs get 401", async () => {
     const get = (headers: Record<string, string>, opts: https.RequestOptions = {}) =>
       new Promise<{ status: number; body: string }>((resolve, reject) => {

@@ -37,6 +37,7 @@ import { handleTokenRequest } from "./handlers/token.js";
 import { handleComponentStatus } from "./handlers/componentstatus.js";
 import { Security, UNSECURED_USER } from "./security.js";
 import { Admission } from "./admission/chain.js";
+import { csrRequestor } from "./admission/requestor.js";
 import type { ValueTransformer } from "./encryption.js";
 import type { Auditor, AuditRecord } from "./audit.js";
 import type { AdmissionContext, AdmissionPlugin } from "./admission/types.js";
@@ -129,7 +130,11 @@ export class APIServer {
     this.discovery = new Discovery(config.resources, () => this.serverAddress());
     const escalation = config.security.escalationCheck();
     this.admission = new Admission(
-      [...(config.admissionPlugins ?? [namespaceLifecycle]), ...(escalation ? [escalation] : [])],
+      [
+        csrRequestor,
+        ...(config.admissionPlugins ?? [namespaceLifecycle]),
+        ...(escalation ? [escalation] : []),
+      ],
       this.admissionContext(),
     );
   }
@@ -314,6 +319,7 @@ export class APIServer {
         registry(group, version, resource).cachedList(namespace),
       update: (group, version, resource, namespace, name, mutate) =>
         registry(group, version, resource).guaranteedUpdate(namespace, name, mutate),
+      authorize: (attrs) => this.config.security.authorize(attrs),
     };
   }
 

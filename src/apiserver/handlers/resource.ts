@@ -211,7 +211,10 @@ export async function handleResource(
     }
     return respond(req, res, 200, registry, updated);
   }
-  if (subresource && (subresource !== "status" || !offers("status"))) {
+  const writable =
+    (subresource === "status" && offers("status")) ||
+    (subresource === "approval" && offers("approval") && info.verb !== "delete");
+  if (subresource && !writable) {
     throw new StatusError(
       404,
       "NotFound",

@@ -660,7 +660,7 @@ export class Registry {
     if (oldMeta.deletionGracePeriodSeconds !== undefined)
       meta.deletionGracePeriodSeconds = oldMeta.deletionGracePeriodSeconds;
     await opts.admission?.mutate(obj, old);
-    if (opts.subresource === "status") {
+    if (opts.subresource === "status" || opts.subresource === "approval") {
       for (const field of Object.keys(obj)) {
         if (
           field !== "status" &&
@@ -674,6 +674,28 @@ export class Registry {
         if (field !== "status" && field !== "metadata") obj[field] = value;
       }
       meta.generation = oldMeta.generation;
+      if (opts.subresource === "approval") {
+        // CertificateSigningRequest approval: only status.conditions change, stamped with the
+        // time of the change as upstream's approval strategy does.
+        const conditions = (
+          obj.status as { conditions?: Array<Record<string, unknown>> } | undefined
+        )?.conditions;
+        const now = formatTime();
+        for (const c of conditions ?? []) {
+          c.lastUpdateTime ??= now;
+          c.lastTransitionTime ??= now;
+          c.status ??= "True";
+        }
+        obj.status = { ...((old.status as object | undefined) ?? {}), conditions };
+        if (!conditions) delete (obj.status as Record<string, unknown>).conditions;
+      } else if (this.def.group === "certificates.k8s.io") {
+        // Through /status the certificate changes, never the approval conditions.
+        const oldConditions = (old.status as { conditions?: unknown } | undefined)?.conditions;
+        const status = ((obj.status as Record<string, unknown> | undefined) ??= {});
+        obj.status = status;
+        if (oldConditions === undefined) delete status.conditions;
+        else status.conditions = oldConditions;
+      }
     } else {
       if (this.def.hasStatus) {
         if (old.status === undefined) delete obj.status;
