@@ -347,6 +347,7 @@ export async function runControllerManager(
       recorder: broadcaster.newRecorder("kube-controller-manager"),
       onStartedLeading: async (leading) => {
         led = true;
+        o.log.info(`successfully acquired lease ${o.leaseNamespace}/${o.leaseName}`);
         await runControllers(o, root, leading);
       },
       onNewLeader: (holder) => {
@@ -355,7 +356,9 @@ export async function runControllerManager(
       onError: (err) => o.log.error(`leader election: ${errorMessage(err)}`),
       ...(o.clock ? { clock: o.clock } : {}),
     });
-    o.log.info(`attempting to acquire leader lease ${o.leaseNamespace}/${o.leaseName}...`);
+    o.log.info(
+      `attempting to acquire leader lease ${o.leaseNamespace}/${o.leaseName} as ${identity}...`,
+    );
     await elector.start(signal);
     await broadcaster.shutdown();
     if (signal.aborted) return true;
