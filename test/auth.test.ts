@@ -517,3 +517,51 @@ spec:
     assert.equal((await server.request("GET", "/version")).status, 200);
   });
 });
+
+test("malformed certificates, keys, token files and policies stop the API server, naming the file", async () => {
+  const t = await tempDir("k8ts-auth-bad-");
+  try {
+    const bad = path.join(t.path, "bad.pem");
+    fs.writeFileSync(bad, "not a PEM file\n");
+    const tokens = path.join(t.path, "tokens.csv");
+    fs.writeFileSync(tokens, "only,two\n");
+    const policy = path.join(t.path, "policy.yaml");
+    fs.writeFileSync(policy, "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: []\n");
+    const cases: Array<[string[], RegExp]> = [
+      [
+        [`--client-ca-file=${bad}`],
+        /data does not contain any valid RSA or ECDSA certificates in .*bad\.pem/,
+      ],
+      [
+        [`--tls-cert-file=${bad}`, `--tls-private-key-file=${bad}`],
+        /unable to load server certificate from .*bad\.pem/,
+      ],
+      [[`--service-account-key-file=${bad}`], /error reading public key file .*bad\.pem/],
+      [[`--token-auth-file=${tokens}`], /token file '.*tokens\.csv' must have at least 3 columns/],
+      [
+        [`--audit-policy-file=${policy}`, `--audit-log-path=${path.join(t.path, "audit.log")}`],
+        /loading audit policy file: policy contains no rules: from file .*policy\.yaml/,
+      ],
+      [[`--client-ca-file=${path.join(t.path, "missing.pem")}`], /missing\.pem: ENOENT/],
+      [["--authorization-mode=RBAC,Magic"], /authorization-mode "Magic" is not a valid mode/],
+    ];
+    for (const [args, message] of cases) {
+      const r = spawnSync(
+        k8tsBin,
+        [
+          "apiserver",
+          `--data-dir=${path.join(t.path, "data")}`,
+          `--cert-dir=${path.join(t.path, "certs")}`,
+          "--bind-address=127.0.0.1",
+          "--secure-port=0",
+          ...args,
+        ],
+        { encoding: "utf8", timeout: 30_000 },
+      );
+      assert.equal(r.status, 1, `${args.join(" ")}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+    }
+  } finally {
+    t.remove();
+  }
+});

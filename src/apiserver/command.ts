@@ -1,4 +1,6 @@
 import { isIP } from "node:net";
+import fs from "node:fs";
+import { createPrivateKey, X509Certificate, type KeyObject } from "node:crypto";
 import { defineCommand } from "../cli/command.js";
 import { flag, type FlagValues } from "../cli/flags.js";
 import { openStore, type StoreConfig } from "../storage/index.js";
@@ -127,6 +129,26 @@ function isLoopback(address: string): boolean {
   return address === "localhost" || address.startsWith("127.") || address === "::1";
 }
 
+/** Why a serving certificate and key cannot be used (naming the file), or undefined. */
+function checkServingPair(certFile: string, keyFile: string): string | undefined {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(fs.readFileSync(certFile));
+  } catch (err) {
+    return `unable to load server certificate from ${certFile}: ${(err as Error).message}`;
+  }
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(fs.readFileSync(keyFile));
+  } catch (err) {
+    return `unable to load server private key from ${keyFile}: ${(err as Error).message}`;
+  }
+  if (!cert.checkPrivateKey(key)) {
+    return `the private key ${keyFile} does not match the certificate ${certFile}`;
+  }
+  return undefined;
+}
+
 /** What a caller composing the API server (k8ts server) learns once it serves. */
 export interface APIServerReady {
   url: string;
@@ -245,6 +267,8 @@ export async function runAPIServer(
       process.stderr.write(`Generated self-signed cert (${certFile}, ${keyFile})\n`);
     }
   }
+  const servingError = checkServingPair(certFile!, keyFile!);
+  if (servingError) return fail(servingError);
   let store;
   try {
     store = await openStore(config);
