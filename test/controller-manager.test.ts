@@ -99,7 +99,6 @@ class Manager {
   }
 
   waitForLog(re: RegExp, timeoutMs = 30_000): Promise<RegExpMatchArray> {
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion
     return waitFor(`log ${re} in\n${this.log}`, () => this.log.match(re), timeoutMs);
   }
 
