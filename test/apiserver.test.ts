@@ -389,6 +389,73 @@ spec:
     assert.match(r.stdout, /^scheduler\s+Unhealthy/m);
   });
 
+  test("eviction honours the pod's disruption budget (429) and then deletes the pod", () => {
+    ok(["create", "-f", "-"], {
+      input:
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: evictme, labels: {app: guarded}}\nspec:\n  nodeName: somewhere\n  containers: [{name: c, image: busybox}]\n",
+    });
+    ok([
+      "patch",
+      "pod",
+      "evictme",
+      "--subresource=status",
+      "--type=merge",
+      "-p",
+      '{"status":{"phase":"Running"}}',
+    ]);
+    ok(["create", "poddisruptionbudget", "guard", "--selector=app=guarded", "--min-available=1"]);
+    const budget = (allowed: number) =>
+      ok([
+        "patch",
+        "pdb",
+        "guard",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        JSON.stringify({
+          status: {
+            observedGeneration: 1,
+            disruptionsAllowed: allowed,
+            currentHealthy: 1,
+            desiredHealthy: 1,
+            expectedPods: 1,
+          },
+        }),
+      ]);
+    budget(0);
+    const eviction = JSON.stringify({
+      apiVersion: "policy/v1",
+      kind: "Eviction",
+      metadata: { name: "evictme" },
+      deleteOptions: { gracePeriodSeconds: 0 },
+    });
+    const refused = k(
+      ["create", "--raw", "/api/v1/namespaces/default/pods/evictme/eviction", "-f", "-"],
+      {
+        input: eviction,
+      },
+    );
+    assert.notEqual(refused.code, 0);
+    assert.match(
+      refused.stderr,
+      /Cannot evict pod as it would violate the pod's disruption budget/,
+    );
+    ok(["get", "pod", "evictme"]);
+    budget(1);
+    const evicted = ok(
+      ["create", "--raw", "/api/v1/namespaces/default/pods/evictme/eviction", "-f", "-"],
+      { input: eviction },
+    );
+    assert.match(evicted, /"status":"Success"/);
+    assert.match(k(["get", "pod", "evictme"]).stderr, /NotFound/);
+    const status = JSON.parse(ok(["get", "pdb", "guard", "-o", "json"])) as {
+      status: { disruptionsAllowed: number; disruptedPods: Record<string, string> };
+    };
+    assert.equal(status.status.disruptionsAllowed, 0);
+    assert.ok(status.status.disruptedPods.evictme);
+    ok(["delete", "pdb", "guard"]);
+  });
+
   test("create -f of a Binding puts the pod on the node, once", () => {
     const pod =
       "apiVersion: v1\nkind: Pod\nmetadata: {name: somepod}\nspec:\n  containers:\n  - {name: c, image: busybox}\n";

@@ -35,9 +35,11 @@ import { handleBinding } from "./handlers/binding.js";
 import { handleReview, isReview } from "./handlers/reviews.js";
 import { handleTokenRequest } from "./handlers/token.js";
 import { handleComponentStatus } from "./handlers/componentstatus.js";
+import { handleEviction } from "./handlers/eviction.js";
 import { Security, UNSECURED_USER } from "./security.js";
 import { Admission } from "./admission/chain.js";
 import { csrRequestor } from "./admission/requestor.js";
+import { bootstrapPriorityClasses } from "./admission/plugins/index.js";
 import type { ValueTransformer } from "./encryption.js";
 import type { Auditor, AuditRecord } from "./audit.js";
 import type { AdmissionContext, AdmissionPlugin } from "./admission/types.js";
@@ -218,6 +220,15 @@ export class APIServer {
         ["node.k8s.io", "runtimeclasses"],
       ].map(([group, resource]) => this.registry(group!, "v1", resource!)?.cache().ready()),
     );
+    // The system PriorityClasses, as upstream's API server creates them at start.
+    const priorityClasses = this.registry("scheduling.k8s.io", "v1", "priorityclasses")!;
+    for (const pc of bootstrapPriorityClasses()) {
+      try {
+        await priorityClasses.create("", pc);
+      } catch (err) {
+        if (!isStatusError(err, "AlreadyExists")) throw err;
+      }
+    }
     await this.config.security.start((group, version, resource) =>
       this.registry(group, version, resource),
     );
@@ -507,6 +518,34 @@ export class APIServer {
       if (info.resource === "pods" && info.subresource === "binding") {
         return await handleBinding(req, res, info.namespace, info.name, pods, this.decode);
       }
+    }
+    if (
+      info.apiGroup === "" &&
+      info.resource === "pods" &&
+      info.subresource === "eviction" &&
+      info.verb === "create"
+    ) {
+      return await handleEviction(
+        req,
+        res,
+        info.namespace,
+        info.name,
+        pods,
+        this.registry("policy", "v1", "poddisruptionbudgets")!,
+        this.decode,
+        this.admission.hook({
+          operation: "CREATE",
+          user,
+          group: "",
+          version: "v1",
+          resource: "pods",
+          subresource: "eviction",
+          kind: { group: "policy", version: "v1", kind: "Eviction" },
+          namespace: info.namespace,
+          name: info.name,
+          dryRun: query.getAll("dryRun").includes("All"),
+        }),
+      );
     }
     if (
       info.apiGroup === "" &&

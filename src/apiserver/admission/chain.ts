@@ -20,6 +20,8 @@ export interface AdmissionRequest {
 export interface AdmissionHook {
   mutate(obj: KObject | undefined, old: KObject | undefined): Promise<void>;
   validate(obj: KObject | undefined, old: KObject | undefined): Promise<void>;
+  /** Warnings the plugins gave (PodSecurity's warn mode), for `Warning` headers. */
+  readonly warnings: string[];
 }
 
 /** The admission chain: the enabled plugins in upstream's order. */
@@ -30,13 +32,16 @@ export class Admission {
   ) {}
 
   hook(req: AdmissionRequest): AdmissionHook {
+    const warnings: string[] = [];
     const attrs = (obj: KObject | undefined, old: KObject | undefined): AdmissionAttributes => ({
       ...req,
       name: req.name || obj?.metadata?.name || "",
       object: obj,
       oldObject: old,
+      warnings,
     });
     return {
+      warnings,
       mutate: async (obj, old) => {
         const a = attrs(obj, old);
         for (const p of this.plugins) if (p.admit) await p.admit(a, this.ctx);

@@ -109,6 +109,16 @@ function present(req: Request, registry: Registry, obj: KObject): unknown {
   return obj;
 }
 
+/** Sends admission's warnings as `Warning: 299 - "..."` headers (added to any already set). */
+function warn(res: Response, ...hooks: Array<AdmissionHook | undefined>): void {
+  const warnings = hooks.flatMap((h) => h?.warnings ?? []);
+  if (warnings.length === 0) return;
+  const out = res as import("node:http").ServerResponse;
+  const prior = out.getHeader("warning");
+  const list = prior === undefined ? [] : Array.isArray(prior) ? prior : [String(prior)];
+  out.setHeader("warning", [...list, ...warnings.map((w) => `299 - ${JSON.stringify(w)}`)]);
+}
+
 /** Admission of an update, and of the create an update may turn into. */
 function writeAdmission(
   ctx: ResourceContext,
@@ -288,16 +298,18 @@ export async function handleResource(
       checkKind(obj, registry);
       checkUnknownFields(registry, obj, query, res);
       const isDryRun = dryRun(query);
+      const admission = ctx.admit?.({
+        operation: "CREATE",
+        name: obj.metadata?.name ?? "",
+        subresource: "",
+        dryRun: isDryRun,
+      });
       const created = await registry.create(ns, obj, {
         dryRun: isDryRun,
         manager: fieldManager(req, query),
-        admission: ctx.admit?.({
-          operation: "CREATE",
-          name: obj.metadata?.name ?? "",
-          subresource: "",
-          dryRun: isDryRun,
-        }),
+        admission,
       });
+      warn(res, admission);
       return respond(req, res, 201, registry, created);
     }
     case "update": {
@@ -309,12 +321,14 @@ export async function handleResource(
       checkKind(obj, registry);
       checkUnknownFields(registry, obj, query, res);
       const isDryRun = dryRun(query);
+      const admission = writeAdmission(ctx, info.name, subresource, isDryRun);
       const r = await registry.update(ns, info.name, obj, {
         dryRun: isDryRun,
         subresource,
         manager: fieldManager(req, query),
-        ...writeAdmission(ctx, info.name, subresource, isDryRun),
+        ...admission,
       });
+      warn(res, admission.admission, admission.createAdmission);
       return respond(req, res, r.created ? 201 : 200, registry, r.object);
     }
     case "patch": {
@@ -331,12 +345,14 @@ export async function handleResource(
         patched.metadata ??= {};
         patched.metadata.resourceVersion ??= current.metadata!.resourceVersion;
         try {
+          const admission = writeAdmission(ctx, info.name, subresource, isDryRun);
           const r = await registry.update(ns, info.name, patched, {
             dryRun: isDryRun,
             subresource,
             manager: fieldManager(req, query),
-            ...writeAdmission(ctx, info.name, subresource, isDryRun),
+            ...admission,
           });
+          warn(res, admission.admission, admission.createAdmission);
           return respond(req, res, 200, registry, r.object);
         } catch (err) {
           // Upstream retries a patch on a concurrent change for as long as it takes.

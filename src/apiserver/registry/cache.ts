@@ -130,8 +130,14 @@ export class CachedObject {
     );
   }
 
+  /** Labels and fields for selectors, kept (small); the decoding they need is not. */
   attributes(): ObjectAttributes {
-    return (this.attrs ??= this.codec.attributes(this.view()));
+    return (this.attrs ??= this.codec.attributes(this.decoded ?? this.object()));
+  }
+
+  /** Drops the encoded event lines (kept only while one batch of events goes out). */
+  releaseLines(): void {
+    this.lines = undefined;
   }
 
   /** `{"type":TYPE,"object":...}\n`, encoded once per type however many watchers get it. */
@@ -257,6 +263,8 @@ export class WatchCache {
   private watch: Watch | undefined;
   private initializing: Promise<void> | undefined;
   private flushScheduled = false;
+  /** Objects of the events sent in the coming flush, whose encoded lines it releases. */
+  private sent: CachedObject[] = [];
   private lastFlushEnd = 0;
   private lastFlushMs = 0;
   private stopped = false;
@@ -383,7 +391,10 @@ export class WatchCache {
     this.record(event);
     let due = false;
     for (const w of this.watchers) if (w.offer(event)) due = true;
-    if (due) this.scheduleFlush();
+    if (due) {
+      this.sent.push(event.object);
+      this.scheduleFlush();
+    }
   }
 
   private entry(key: string, raw: Uint8Array, revision: number): CachedObject {
@@ -440,6 +451,9 @@ export class WatchCache {
       this.flushScheduled = false;
       const started = performance.now();
       for (const w of this.watchers) w.flush();
+      // The encoded lines served this batch; the window of events keeps only the objects.
+      for (const o of this.sent) o.releaseLines();
+      this.sent = [];
       this.lastFlushEnd = performance.now();
       this.lastFlushMs = this.lastFlushEnd - started;
     };

@@ -1,0 +1,137 @@
+import { badRequest, isStatusError, StatusError } from "../../api/status.js";
+import { formatTime } from "../../api/time.js";
+import { readBody, send, negotiate, type Request, type Response } from "../http.js";
+import type { Registry } from "../registry/store.js";
+import type { KObject } from "../registry/types.js";
+import type { BodyDecoder } from "./resource.js";
+import type { AdmissionHook } from "../admission/chain.js";
+import { labelSelectorMatches } from "../auth/aggregation.js";
+
+const EVICTION_REFUSED = "Cannot evict pod as it would violate the pod's disruption budget.";
+
+interface PDBStatus {
+  observedGeneration?: number;
+  disruptionsAllowed?: number;
+  currentHealthy?: number;
+  desiredHealthy?: number;
+  disruptedPods?: Record<string, string>;
+}
+
+function tooManyRequests(cause: string): StatusError {
+  return new StatusError(429, "TooManyRequests", EVICTION_REFUSED, {
+    causes: [{ reason: "DisruptionBudget", message: cause }],
+  });
+}
+
+/**
+ * The eviction subresource (`POST pods/NAME/eviction`, policy/v1 Eviction), as upstream's: a pod
+ * that is not running (or already being deleted) is deleted at once; otherwise its one matching
+ * PodDisruptionBudget must allow a disruption, which the eviction takes (status.disruptionsAllowed
+ * down by one, the pod in status.disruptedPods) before deleting the pod. A budget that forbids it
+ * is a 429, as upstream answers, so that clients (kubectl drain) retry.
+ */
+export async function handleEviction(
+  req: Request,
+  res: Response,
+  namespace: string,
+  name: string,
+  pods: Registry,
+  pdbs: Registry,
+  decode: BodyDecoder,
+  admission: AdmissionHook | undefined,
+): Promise<void> {
+  const eviction = decode(await readBody(req), String(req.headers["content-type"] ?? ""), {
+    apiVersion: "policy/v1",
+    kind: "Eviction",
+  });
+  if (eviction.kind !== undefined && eviction.kind !== "Eviction") {
+    throw badRequest(
+      `the kind in the data (${eviction.kind}) does not match the expected kind (Eviction)`,
+    );
+  }
+  if (eviction.metadata?.name && eviction.metadata.name !== name) {
+    throw badRequest(`name in URL does not match name in Eviction object`);
+  }
+  await admission?.validate(eviction, undefined);
+  const deleteOptions = (eviction.deleteOptions ?? {}) as {
+    gracePeriodSeconds?: number;
+    preconditions?: { uid?: string; resourceVersion?: string };
+    dryRun?: string[];
+  };
+  const dryRun = (deleteOptions.dryRun ?? []).includes("All");
+  const pod = await pods.get(namespace, name);
+  const phase = (pod.status as { phase?: string } | undefined)?.phase;
+  const remove = async () => {
+    await pods.delete(namespace, name, {
+      dryRun,
+      ...(deleteOptions.gracePeriodSeconds !== undefined
+        ? { gracePeriodSeconds: deleteOptions.gracePeriodSeconds }
+        : {}),
+      ...(deleteOptions.preconditions ? { preconditions: deleteOptions.preconditions } : {}),
+    });
+    send(
+      req,
+      res,
+      201,
+      { kind: "Status", apiVersion: "v1", metadata: {}, status: "Success" },
+      negotiate(req.headers.accept).format,
+    );
+  };
+  // Pods that do not run need no budget.
+  if (
+    pod.metadata?.deletionTimestamp ||
+    phase === "Succeeded" ||
+    phase === "Failed" ||
+    phase === "Pending"
+  ) {
+    return remove();
+  }
+  const labels = (pod.metadata?.labels ?? {}) as Record<string, string>;
+  const matching = (await pdbs.list(namespace)).items.filter((pdb) => {
+    const selector = (pdb.spec as { selector?: object } | undefined)?.selector;
+    return selector !== undefined && labelSelectorMatches(selector, labels);
+  });
+  if (matching.length > 1) {
+    throw new StatusError(
+      500,
+      "InternalError",
+      "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+    );
+  }
+  const pdb = matching[0];
+  if (!pdb) return remove();
+  const pdbName = pdb.metadata!.name!;
+  const check = (current: KObject): PDBStatus => {
+    const status = ((current.status as PDBStatus | undefined) ?? {}) as PDBStatus;
+    if ((status.observedGeneration ?? 0) < (current.metadata?.generation ?? 0)) {
+      throw tooManyRequests(
+        `The disruption budget ${pdbName} is still being processed by the server.`,
+      );
+    }
+    if ((status.disruptionsAllowed ?? 0) <= 0) {
+      throw tooManyRequests(
+        `The disruption budget ${pdbName} needs ${status.desiredHealthy ?? 0} healthy pods and has ${status.currentHealthy ?? 0} currently`,
+      );
+    }
+    if (Object.keys(status.disruptedPods ?? {}).length > 2000) {
+      throw tooManyRequests(
+        "DisruptedPods map too big - too many evictions not confirmed by PDB controller",
+      );
+    }
+    return status;
+  };
+  try {
+    if (dryRun) check(await pdbs.get(namespace, pdbName));
+    else {
+      await pdbs.guaranteedUpdate(namespace, pdbName, (current: KObject) => {
+        const status = check(current);
+        status.disruptionsAllowed = (status.disruptionsAllowed ?? 0) - 1;
+        status.disruptedPods = { ...(status.disruptedPods ?? {}), [name]: formatTime() };
+        current.status = status;
+      });
+    }
+  } catch (err) {
+    if (!isStatusError(err, "NotFound")) throw err;
+  }
+  return remove();
+}
