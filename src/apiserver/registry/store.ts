@@ -294,6 +294,17 @@ export class Registry {
     }
     obj.apiVersion = this.apiVersion;
     obj.kind = this.def.kind;
+    // ObjectMeta's lists and maps are omitempty in upstream's types: empty ones are not kept.
+    for (const field of ["ownerReferences", "finalizers", "labels", "annotations"] as const) {
+      const v = meta[field] as unknown;
+      if (
+        v === null ||
+        (Array.isArray(v) && v.length === 0) ||
+        (v && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 0)
+      ) {
+        delete meta[field];
+      }
+    }
     this.def.strategy.defaults?.(obj);
   }
 
