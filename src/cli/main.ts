@@ -17,6 +17,14 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     load: async () =>
       (await import("../controllers/command.js")).controllerManagerCommand as Command,
   },
+  scheduler: {
+    summary: "Run the scheduler (binds pending pods to nodes; priority and preemption)",
+    load: async () => (await import("../scheduler/command.js")).schedulerCommand as Command,
+  },
+  sim: {
+    summary: "Run simulated nodes that play a kubelet's part without containers",
+    load: async () => (await import("../sim/command.js")).simCommand as Command,
+  },
   server: {
     summary: "Run a whole control plane in one process on the embedded store (like k3s server)",
     load: async () => (await import("../server/command.js")).serverCommand as Command,
