@@ -1,6 +1,8 @@
 import path from "node:path";
+import { setMaxListeners } from "node:events";
 import { defineCommand } from "../cli/command.js";
-import { flag } from "../cli/flags.js";
+import { flag, parseFlags } from "../cli/flags.js";
+import { controllerManagerFlags, runControllerManagerCommand } from "../controllers/command.js";
 import { apiserverFlags, runAPIServer } from "../apiserver/command.js";
 import {
   certPath,
@@ -28,6 +30,7 @@ const flags = {
     "Ordered list of plug-ins to do authorization on secure port (comma separated)",
     ["Node", "RBAC"],
   ),
+  "disable-controller-manager": flag.bool("Do not run the controller manager in this process"),
   "enable-admission-plugins": flag.strings(
     "admission plugins that should be enabled in addition to default enabled ones (comma separated)",
     ["NodeRestriction"],
@@ -114,6 +117,25 @@ export const serverCommand = defineCommand({
           options,
           componentKubeconfigs.filter((s) => s.name !== "admin"),
         );
+        if (!f["disable-controller-manager"]) {
+          // Every informer and loop of the components listens for the one stop signal.
+          setMaxListeners(0, signal);
+          const { flags: cm } = parseFlags(controllerManagerFlags, [
+            `--kubeconfig=${path.join(dataDir, "controller-manager.conf")}`,
+            `--root-ca-file=${certPath(pki, "ca")}`,
+            `--cluster-signing-cert-file=${certPath(pki, "ca")}`,
+            `--cluster-signing-key-file=${keyPath(pki, "ca")}`,
+            `--service-account-private-key-file=${path.join(pki, "sa.key")}`,
+            `--service-cluster-ip-range=${f["service-cluster-ip-range"]}`,
+            "--use-service-account-credentials",
+            "--leader-elect=false",
+          ]);
+          void runControllerManagerCommand(cm, signal).then((code) => {
+            if (code !== 0 && !signal.aborted) {
+              process.stderr.write(`k8ts server: the controller manager stopped (${code})\n`);
+            }
+          });
+        }
         process.stderr.write(
           `k8ts server: ready; kubectl --kubeconfig ${kubeconfig} get namespaces\n`,
         );
