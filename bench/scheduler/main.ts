@@ -11,6 +11,7 @@
  *
  *   node dist/bench/scheduler/main.js [--nodes N] [--pods N] [--init-pods N]
  *        [--big-nodes N] [--big-pods N] [--in-flight N] [--skip-basic] [--skip-big]
+ *        [--profile DIR]
  *
  * The components talk HTTPS to the API server with a kubeconfig, as in a cluster; the scheduler
  * runs with clientConnection qps/burst 5000 (upstream's default of 50 would cap binding at
@@ -23,6 +24,7 @@ import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import type { Pod } from "kubernetes-types/core/v1.js";
+import { isStatusError } from "../../src/api/status.js";
 import { loadKubeconfig } from "../../src/client/config.js";
 import { Informer } from "../../src/client/informer.js";
 import { kubeconfigYaml } from "../../src/client/kubeconfig.js";
@@ -35,7 +37,7 @@ import {
   type ServerProc,
 } from "../apiserver/procs.js";
 import { formatBytes, formatMs, percentile, printGoals, printTable } from "../lib/stats.js";
-import { processMemory } from "../lib/sys.js";
+import { processCpuMs, processMemory } from "../lib/sys.js";
 
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(name);
@@ -50,12 +52,22 @@ const BIG_NODES = arg("--big-nodes", 1000);
 const BIG_PODS = arg("--big-pods", 30_000);
 const IN_FLIGHT = arg("--in-flight", 64);
 const GOAL_PODS_PER_SECOND = 1000;
+/** --profile DIR: CPU profiles of the sim and scheduler processes go to DIR. */
+const profileDir = process.argv[process.argv.indexOf("--profile") + 1];
+const PROFILE =
+  process.argv.includes("--profile") && profileDir
+    ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`]
+    : [];
 
 const children = new Set<ChildProcess>();
+/** Creates answered AlreadyExists for a generated name (retried). */
+let collisions = 0;
 
 /** A `k8ts` child; its log is kept (the tail) for errors. */
 function startK8ts(args: string[]): { child: ChildProcess; log: () => string } {
-  const child = spawn(process.execPath, [k8tsBin, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [...PROFILE, k8tsBin, ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   children.add(child);
   let log = "";
   const keep = (d: Buffer) => {
@@ -123,6 +135,8 @@ interface Cluster {
   boundAt: Map<string, number>;
   runningAt: Map<string, number>;
   setupMs: number;
+  simPid: number;
+  schedulerPid: number;
 }
 
 /** API server, simulated nodes and the scheduler, ready to take pods. */
@@ -211,6 +225,8 @@ leaderElection:
     boundAt,
     runningAt,
     setupMs: performance.now() - t0,
+    simPid: sim.child.pid!,
+    schedulerPid: sched.child.pid!,
   };
 }
 
@@ -219,6 +235,29 @@ async function stopCluster(c: Cluster): Promise<void> {
   await stopChildren();
   c.client.close();
   await c.server.stop();
+}
+
+/** CPU time used by each process since `cpuMark` was called (% of one core over the window). */
+function cpuMark(c: Cluster): () => Record<string, string> {
+  const pids = {
+    apiserver: c.server.pid,
+    sim: c.simPid,
+    scheduler: c.schedulerPid,
+    client: process.pid,
+  };
+  const t0 = performance.now();
+  const before = Object.fromEntries(
+    Object.entries(pids).map(([k, pid]) => [k, processCpuMs(pid) ?? 0]),
+  );
+  return () => {
+    const ms = performance.now() - t0;
+    return Object.fromEntries(
+      Object.entries(pids).map(([k, pid]) => [
+        `${k} CPU`,
+        `${((((processCpuMs(pid) ?? 0) - before[k]!) * 100) / ms).toFixed(0)}%`,
+      ]),
+    );
+  };
 }
 
 /** Creates `n` pods, `IN_FLIGHT` at a time; answers each pod's name and send time. */
@@ -231,8 +270,18 @@ async function createPods(c: Cluster, n: number): Promise<Map<string, number>> {
       while (next < n) {
         next++;
         const t = performance.now();
-        const created = await api.create(pod());
-        sent.set(created.metadata!.name!, t);
+        // A generated name can collide (upstream's API server retries the generation itself
+        // since 1.32's RetryGenerateName; k8ts's does not yet): retry as older clients did.
+        for (;;) {
+          try {
+            const created = await api.create(pod());
+            sent.set(created.metadata!.name!, t);
+            break;
+          } catch (err) {
+            if (!isStatusError(err) || err.reason !== "AlreadyExists") throw err;
+            collisions++;
+          }
+        }
       }
     }),
   );
@@ -250,6 +299,7 @@ async function schedulingBasic(root: string): Promise<Record<string, number>> {
       () => [...init.keys()].every((n) => c.boundAt.has(n)),
       600_000,
     );
+    const cpu = cpuMark(c);
     const t0 = performance.now();
     const sent = await createPods(c, PODS);
     const createdMs = performance.now() - t0;
@@ -266,6 +316,7 @@ async function schedulingBasic(root: string): Promise<Record<string, number>> {
       latencies.push(Math.max(0, b - t));
     }
     const totalMs = last - t0;
+    const cpuUse = cpu();
     const r = {
       nodes: NODES,
       pods: PODS,
@@ -289,6 +340,7 @@ async function schedulingBasic(root: string): Promise<Record<string, number>> {
         p99: formatMs(r.p99Ms),
       },
     ]);
+    printTable([{ window: "measured pods", ...cpuUse }]);
     return r;
   } finally {
     await stopCluster(c);
@@ -304,6 +356,7 @@ async function bigCluster(root: string): Promise<Record<string, number>> {
     const sampler = setInterval(() => {
       peak = Math.max(peak, processMemory(c.server.pid).rss ?? 0);
     }, 500);
+    const cpu = cpuMark(c);
     const t0 = performance.now();
     const sent = await createPods(c, BIG_PODS);
     await waitFor(
@@ -314,6 +367,7 @@ async function bigCluster(root: string): Promise<Record<string, number>> {
     let last = 0;
     for (const n of sent.keys()) last = Math.max(last, c.runningAt.get(n)!);
     clearInterval(sampler);
+    const cpuUse = cpu();
     const mem = processMemory(c.server.pid);
     const r = {
       nodes: BIG_NODES,
@@ -335,6 +389,7 @@ async function bigCluster(root: string): Promise<Record<string, number>> {
         "apiserver peak RSS": formatBytes(r.apiserverRssPeak),
       },
     ]);
+    printTable([{ window: "to all Running", ...cpuUse }]);
     return r;
   } finally {
     await stopCluster(c);
@@ -355,6 +410,7 @@ async function main(): Promise<void> {
     await stopAll();
     fs.rmSync(root, { recursive: true, force: true });
   }
+  out.generateNameCollisions = collisions;
   console.log("BENCH_JSON " + JSON.stringify(out));
   const basic = out.basic as Record<string, number> | undefined;
   printGoals([
