@@ -8,6 +8,7 @@
  *   is bound as soon as a simulated node that fits registers;
  * - a Binding created by hand with kubectl puts a pod on the named node;
  * - a second profile schedules the pods that name it;
+ * - a higher-priority pod preempts a lower-priority one and runs on its nominated node;
  * - two schedulers under leader election: one acts, the other takes over after SIGKILL.
  */
 import assert from "node:assert/strict";
@@ -328,6 +329,62 @@ test("a second profile schedules the pods that name it", async () => {
   assert.ok(p.spec?.nodeName);
   const ev = await waitFor("its Scheduled event", () => events("second", "Scheduled")[0]);
   assert.equal(ev.source?.component, "second-scheduler");
+});
+
+test("preemption: a higher-priority pod evicts a lower-priority one and runs on its node", async () => {
+  for (const [name, value] of [
+    ["sched-test-low", 10],
+    ["sched-test-high", 1000],
+  ] as const)
+    k(["create", "priorityclass", name, `--value=${value}`]);
+  startSim([
+    "--nodes=1",
+    "--cpu=1",
+    "--node-name-prefix=tiny-",
+    "--labels=dedicated=preemption",
+    "--pod-cidr=10.246.0.0/16",
+    "--node-ip-cidr=10.252.0.0/16",
+  ]);
+  const pinned = (name: string, priorityClassName: string) =>
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name, namespace: "default" },
+      spec: {
+        priorityClassName,
+        nodeSelector: { dedicated: "preemption" },
+        containers: [
+          {
+            name: "app",
+            image: "registry.k8s.io/pause:3.10",
+            resources: { requests: { cpu: "800m" } },
+          },
+        ],
+      },
+    });
+  k(["create", "-f-"], pinned("victim", "sched-test-low"));
+  const victim = await waitFor("victim Running", running("victim"));
+  assert.equal(victim.spec?.nodeName, "tiny-0");
+
+  k(["create", "-f-"], pinned("preemptor", "sched-test-high"));
+  const p = await waitFor("preemptor Running", running("preemptor"));
+  assert.equal(p.spec?.nodeName, "tiny-0");
+  // The victim is gone (the simulated kubelet finished its graceful delete), with the Preempted event.
+  await waitFor("victim deleted", () => {
+    const r = kubectl(kubeconfig, path.join(dir.path, "kube-cache"), ["get", "pod", "victim"]);
+    return r.code === 1 && /pods "victim" not found/.test(r.stderr);
+  });
+  const preempted = await waitFor("the Preempted event", () => events("victim", "Preempted")[0]);
+  assert.equal(preempted.message, `Preempted by pod ${p.metadata!.uid!} on node tiny-0`);
+  // The preemptor was nominated to the node while it waited.
+  const failed = await waitFor(
+    "the preemptor's FailedScheduling event",
+    () => events("preemptor", "FailedScheduling")[0],
+  );
+  assert.match(
+    failed.message!,
+    /^0\/\d+ nodes are available: 1 Insufficient cpu, \d+ node\(s\) didn't match Pod's node affinity\/selector\./,
+  );
 });
 
 test("two schedulers: one leads, the other takes over after SIGKILL of the leader", async () => {
