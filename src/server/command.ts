@@ -3,6 +3,7 @@ import { setMaxListeners } from "node:events";
 import { defineCommand } from "../cli/command.js";
 import { flag, parseFlags } from "../cli/flags.js";
 import { controllerManagerFlags, runControllerManagerCommand } from "../controllers/command.js";
+import { runSchedulerCommand, schedulerFlags } from "../scheduler/command.js";
 import { apiserverFlags, runAPIServer } from "../apiserver/command.js";
 import {
   certPath,
@@ -31,6 +32,7 @@ const flags = {
     ["Node", "RBAC"],
   ),
   "disable-controller-manager": flag.bool("Do not run the controller manager in this process"),
+  "disable-scheduler": flag.bool("Do not run the scheduler in this process"),
   "enable-admission-plugins": flag.strings(
     "admission plugins that should be enabled in addition to default enabled ones (comma separated)",
     ["NodeRestriction"],
@@ -133,6 +135,19 @@ export const serverCommand = defineCommand({
           void runControllerManagerCommand(cm, signal).then((code) => {
             if (code !== 0 && !signal.aborted) {
               process.stderr.write(`k8ts server: the controller manager stopped (${code})\n`);
+            }
+          });
+        }
+        if (!f["disable-scheduler"]) {
+          setMaxListeners(0, signal);
+          const { flags: sched } = parseFlags(schedulerFlags, [
+            `--kubeconfig=${path.join(dataDir, "scheduler.conf")}`,
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+          ]);
+          void runSchedulerCommand(sched, signal).then((code) => {
+            if (code !== 0 && !signal.aborted) {
+              process.stderr.write(`k8ts server: the scheduler stopped (${code})\n`);
             }
           });
         }
