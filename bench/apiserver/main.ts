@@ -600,7 +600,7 @@ function printReport(cfg: Config, env: Env, r: Results, goalList: Goal[]): void 
   const sec = r.security;
   if (sec) {
     const label = {
-      baseline: "AlwaysAllow, no admission",
+      baseline: "AlwaysAllow + admission",
       secured: "x509 + Node,RBAC + admission",
     } as const;
     for (const which of ["baseline", "secured"] as const) {

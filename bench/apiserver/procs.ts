@@ -159,6 +159,18 @@ export async function startAPIServer(
       async () => (await httpStatus(port, "/readyz")) === 200,
       "k8ts apiserver",
     );
+    // The `default` ServiceAccount the ServiceAccount admission plugin wants for every pod (the
+    // controller manager creates it in a cluster; the benchmark runs the API server alone).
+    const sa = await requestOnce(
+      { host: "127.0.0.1", port },
+      "POST",
+      "/api/v1/namespaces/default/serviceaccounts",
+      '{"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"default"}}',
+      { "content-type": "application/json" },
+    );
+    if (sa.status !== 201 && sa.status !== 409) {
+      throw new Error(`creating the default ServiceAccount: HTTP ${sa.status}: ${sa.body}`);
+    }
   } catch (err) {
     await stop();
     throw err;

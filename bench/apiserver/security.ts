@@ -1,10 +1,9 @@
 /**
- * What authentication, authorization and admission cost: the same creates and gets over HTTPS
- * against two API servers, one with AlwaysAllow and no admission plugins (anonymous requests),
- * one secured as a real cluster is (client certificates against --client-ca-file, Node,RBAC with
- * the bootstrap policy, the default admission plugins), the client a user whose rights come from
- * a RoleBinding of the `edit` ClusterRole (so RBAC resolves rules, not the system:masters
- * shortcut).
+ * What authentication and authorization cost: the same creates and gets over HTTPS against two
+ * API servers with the default admission plugins, one with AlwaysAllow (anonymous requests), one
+ * secured as a real cluster is (client certificates against --client-ca-file, Node,RBAC with the
+ * bootstrap policy, NodeRestriction), the client a user whose rights come from a RoleBinding of
+ * the `edit` ClusterRole (so RBAC resolves rules, not the system:masters shortcut).
  */
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
@@ -114,21 +113,22 @@ async function waitAllowed(server: ServerProc): Promise<void> {
   }
 }
 
-async function measure(
-  server: ServerProc,
-  pods: number,
-  loop: LoopConfig,
-  log: (m: string) => void,
-): Promise<SecurityRun> {
-  const run: SecurityRun = {};
-  run.load = await loadPods(server, pods, 64);
-  if (run.load.errors > 0) throw new Error(`load: ${run.load.firstError}`);
-  log(`    gets over HTTPS`);
-  run.gets = await runGets(server, pods, loop, "default", "http1-tls");
-  log(`    creates over HTTPS`);
-  run.creates = await runCreates(server, "http1-tls", loop);
-  return run;
+/** Several closed loops' figures as one: requests and time summed, latencies of the last. */
+function combine(runs: ThroughputResult[]): ThroughputResult {
+  const requests = runs.reduce((n, r) => n + r.requests, 0);
+  const elapsedMs = runs.reduce((n, r) => n + r.elapsedMs, 0);
+  const last = runs[runs.length - 1]!;
+  return {
+    ...last,
+    requests,
+    errors: runs.reduce((n, r) => n + r.errors, 0),
+    elapsedMs,
+    opsPerSec: (requests * 1000) / elapsedMs,
+  };
 }
+
+/** Rounds of each measurement, alternating between the two servers (this VM drifts by +-15%). */
+const ROUNDS = 3;
 
 export async function runSecurityComparison(
   root: string,
@@ -139,27 +139,19 @@ export async function runSecurityComparison(
   servers: Array<{ name: string; startMs: number }>,
 ): Promise<SecurityResult> {
   const result: SecurityResult = { baseline: {}, secured: {} };
-  {
-    const dir = path.join(root, "security-baseline");
-    const server = await startAPIServer(dir, nodeArgs("security-baseline"), [
+  const baseDir = path.join(root, "security-baseline");
+  const secDir = path.join(root, "security-secured");
+  fs.mkdirSync(secDir, { recursive: true });
+  const { pki, user } = makePKI(secDir);
+  const started: ServerProc[] = [];
+  try {
+    const base = await startAPIServer(baseDir, nodeArgs("security-baseline"), [
       "--authorization-mode=AlwaysAllow",
-      "--disable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,TaintNodesByCondition,PodSecurity,Priority,DefaultTolerationSeconds,DefaultStorageClass,StorageObjectInUseProtection,PersistentVolumeClaimResize,RuntimeClass,CertificateApproval,CertificateSigning,ClusterTrustBundleAttest,CertificateSubjectRestriction,DefaultIngressClass,MutatingAdmissionWebhook,ValidatingAdmissionPolicy,ValidatingAdmissionWebhook,ResourceQuota",
     ]);
-    servers.push({ name: "security-baseline", startMs: server.startMs });
-    try {
-      log("  AlwaysAllow, no admission plugins, anonymous");
-      result.baseline = await measure(server, pods, loop, log);
-    } finally {
-      await server.stop();
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  }
-  {
-    const dir = path.join(root, "security-secured");
-    fs.mkdirSync(dir, { recursive: true });
-    const { pki, user } = makePKI(dir);
-    const server = await startAPIServer(
-      dir,
+    started.push(base);
+    servers.push({ name: "security-baseline", startMs: base.startMs });
+    const sec = await startAPIServer(
+      secDir,
       nodeArgs("security-secured"),
       [
         `--tls-cert-file=${path.join(pki, "apiserver.crt")}`,
@@ -173,29 +165,48 @@ export async function runSecurityComparison(
       ],
       user,
     );
-    servers.push({ name: "security-secured", startMs: server.startMs });
-    try {
-      // Set-up through the tutorial port (all powers): the account pods need, the user's rights.
-      const admin = plainTarget(server);
-      await post(admin, "/api/v1/namespaces/default/serviceaccounts", {
-        apiVersion: "v1",
-        kind: "ServiceAccount",
-        metadata: { name: "default" },
-      });
-      await post(admin, "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings", {
+    started.push(sec);
+    servers.push({ name: "security-secured", startMs: sec.startMs });
+    // Set-up through the tutorial port (all powers): the user's rights.
+    await post(
+      plainTarget(sec),
+      "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings",
+      {
         apiVersion: "rbac.authorization.k8s.io/v1",
         kind: "RoleBinding",
         metadata: { name: "bench-edit" },
         roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "edit" },
         subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: "bench" }],
-      });
-      await waitAllowed(server);
-      log("  x509 client certificate, Node,RBAC (RoleBinding of edit), default admission");
-      result.secured = await measure(server, pods, loop, log);
-    } finally {
-      await server.stop();
-      fs.rmSync(dir, { recursive: true, force: true });
+      },
+    );
+    await waitAllowed(sec);
+    const pair = { baseline: base, secured: sec } as const;
+    for (const which of ["baseline", "secured"] as const) {
+      const load = await loadPods(pair[which], pods, 64);
+      if (load.errors > 0) throw new Error(`load (${which}): ${load.firstError}`);
+      result[which].load = load;
     }
+    const runs = { baseline: [] as ThroughputResult[], secured: [] as ThroughputResult[] };
+    const creates = { baseline: [] as ThroughputResult[], secured: [] as ThroughputResult[] };
+    log(`  ${ROUNDS} rounds of gets, then of creates, over HTTPS, alternating the servers`);
+    for (let i = 0; i < ROUNDS; i++) {
+      for (const which of ["baseline", "secured"] as const) {
+        runs[which].push(await runGets(pair[which], pods, loop, "default", "http1-tls"));
+      }
+    }
+    for (let i = 0; i < ROUNDS; i++) {
+      for (const which of ["baseline", "secured"] as const) {
+        creates[which].push(await runCreates(pair[which], "http1-tls", loop, "default", `r${i}-`));
+      }
+    }
+    for (const which of ["baseline", "secured"] as const) {
+      result[which].gets = combine(runs[which]);
+      result[which].creates = combine(creates[which]);
+    }
+  } finally {
+    for (const s of started) await s.stop();
+    fs.rmSync(baseDir, { recursive: true, force: true });
+    fs.rmSync(secDir, { recursive: true, force: true });
   }
   return result;
 }

@@ -61,9 +61,11 @@ export async function runCreates(
   transport: Transport,
   cfg: LoopConfig,
   namespace = "default",
+  /** Put before the pods' names, so that several runs on one server do not collide. */
+  prefix = "",
 ): Promise<ThroughputResult> {
   const path = `/api/v1/namespaces/${namespace}/pods`;
-  const name = (seq: number) => `web-frontend-7c9f8d6b5d-${String(seq).padStart(6, "0")}`;
+  const name = (seq: number) => `${prefix}web-frontend-7c9f8d6b5d-${String(seq).padStart(6, "0")}`;
   const common = { ...cfg, okStatus: [201], serverPid: server.pid };
   if (transport === "http2-tls") {
     const client = await H2Client.open(tlsTarget(server));

@@ -233,8 +233,11 @@ export async function handleResource(
   }
   switch (info.verb) {
     case "get": {
-      const obj = await registry.get(ns, info.name);
-      return respond(req, res, 200, registry, obj);
+      const stored = await registry.getStored(ns, info.name);
+      if (n.format === "json" && !n.as) {
+        return sendRaw(req, res, 200, "application/json", stored.json(), NO_CACHE);
+      }
+      return respond(req, res, 200, registry, stored.object());
     }
     case "list": {
       const limit = query.get("limit");

@@ -368,6 +368,23 @@ export class Registry {
     }
   }
 
+  /** An object as stored, decoded only if asked (a GET answered in JSON never decodes it). */
+  async getStored(namespace: string, name: string): Promise<CachedObject> {
+    let r;
+    try {
+      r = await this.store.get(this.key(namespace, name));
+    } catch (err) {
+      this.storageError(err, name);
+    }
+    if (!r.kv) throw notFound(this.gr, name);
+    return new CachedObject(
+      r.kv.key,
+      this.plain(r.kv.value, r.kv.key),
+      r.kv.modRevision,
+      this.codec,
+    );
+  }
+
   async get(namespace: string, name: string): Promise<KObject> {
     let r;
     try {
