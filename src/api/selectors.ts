@@ -192,3 +192,42 @@ export function fieldSelectorKeys(text: string): string[] {
     .filter((p) => p !== "")
     .map((p) => p.split(/==|!=|=/)[0]!);
 }
+
+/** A metav1.LabelSelector as objects carry it (a Deployment's spec.selector, a PDB's, ...). */
+export interface LabelSelectorObject {
+  matchLabels?: Record<string, string> | null;
+  matchExpressions?: Array<{ key: string; operator: string; values?: string[] | null }> | null;
+}
+
+/**
+ * Whether labels match a LabelSelector object: every matchLabels pair and every matchExpression
+ * (In, NotIn, Exists, DoesNotExist) holds. An empty selector matches everything.
+ */
+export function labelSelectorMatches(
+  selector: LabelSelectorObject,
+  labels: Record<string, string> | null | undefined,
+): boolean {
+  const l = labels ?? {};
+  for (const [k, v] of Object.entries(selector.matchLabels ?? {})) if (l[k] !== v) return false;
+  for (const e of selector.matchExpressions ?? []) {
+    const has = Object.prototype.hasOwnProperty.call(l, e.key);
+    const values = e.values ?? [];
+    switch (e.operator) {
+      case "In":
+        if (!has || !values.includes(l[e.key]!)) return false;
+        break;
+      case "NotIn":
+        if (has && values.includes(l[e.key]!)) return false;
+        break;
+      case "Exists":
+        if (!has) return false;
+        break;
+      case "DoesNotExist":
+        if (has) return false;
+        break;
+      default:
+        return false;
+    }
+  }
+  return true;
+}

@@ -10,6 +10,7 @@ import type { LabelSelector, OwnerReference } from "kubernetes-types/meta/v1.js"
 import type { KindName, KObject, ObjectOf } from "../client/kinds.js";
 import type { Watch } from "../client/controller.js";
 import { formatTime } from "../api/time.js";
+import { labelSelectorMatches } from "../api/selectors.js";
 
 export type Labels = Record<string, string> | undefined;
 
@@ -18,30 +19,7 @@ export type Labels = Record<string, string> | undefined;
  * matches everything; `undefined` (no selector) matches nothing, as metav1.LabelSelectorAsSelector.
  */
 export function selectorMatches(sel: LabelSelector | undefined, labels: Labels): boolean {
-  if (!sel) return false;
-  const l = labels ?? {};
-  for (const [k, v] of Object.entries(sel.matchLabels ?? {})) if (l[k] !== v) return false;
-  for (const e of sel.matchExpressions ?? []) {
-    const has = Object.prototype.hasOwnProperty.call(l, e.key);
-    const values = e.values ?? [];
-    switch (e.operator) {
-      case "In":
-        if (!has || !values.includes(l[e.key]!)) return false;
-        break;
-      case "NotIn":
-        if (has && values.includes(l[e.key]!)) return false;
-        break;
-      case "Exists":
-        if (!has) return false;
-        break;
-      case "DoesNotExist":
-        if (has) return false;
-        break;
-      default:
-        return false;
-    }
-  }
-  return true;
+  return !!sel && labelSelectorMatches(sel, labels);
 }
 
 /** True for a selector that selects every object (no labels, no expressions). */

@@ -6,36 +6,14 @@
 import type { LabelSelector } from "kubernetes-types/meta/v1.js";
 import type { ClusterRole, PolicyRule } from "kubernetes-types/rbac/v1.js";
 import { ruleEquals } from "./authorizer/rules.js";
+import { labelSelectorMatches as matchesLabelSelector } from "../../api/selectors.js";
 
 /** Whether labels match a LabelSelector (matchLabels and matchExpressions, all must hold). */
 export function labelSelectorMatches(
   selector: LabelSelector,
   labels: Record<string, string> | undefined,
 ): boolean {
-  const l = labels ?? {};
-  for (const [k, v] of Object.entries(selector.matchLabels ?? {})) if (l[k] !== v) return false;
-  for (const e of selector.matchExpressions ?? []) {
-    const has = Object.prototype.hasOwnProperty.call(l, e.key);
-    const values = e.values ?? [];
-    switch (e.operator) {
-      case "In":
-        if (!has || !values.includes(l[e.key]!)) return false;
-        break;
-      case "NotIn":
-        if (has && values.includes(l[e.key]!)) return false;
-        break;
-      case "Exists":
-        if (!has) return false;
-        break;
-      case "DoesNotExist":
-        if (has) return false;
-        break;
-      default:
-        // An operator upstream would refuse to convert: the selector matches nothing.
-        return false;
-    }
-  }
-  return true;
+  return matchesLabelSelector(selector, labels);
 }
 
 /**
