@@ -9,6 +9,7 @@ test("--controllers: * enables the defaults, -name disables, name enables one", 
       .enabled.map((d) => d.name)
       .sort();
   assert.deepEqual(names(["*"]), [
+    "csrsigning",
     "deployment",
     "garbage-collector",
     "namespace",

@@ -32,6 +32,7 @@ import { garbageCollectorDescriptor } from "./garbagecollector.js";
 import { namespaceDescriptor } from "./namespace.js";
 import { replicaSetDescriptor, replicationControllerDescriptor } from "./replicaset.js";
 import { rootCACertPublisherDescriptor, serviceAccountDescriptor } from "./serviceaccount.js";
+import { csrSigningDescriptor } from "./csrsigning.js";
 
 /** The controllers k8ts runs, in upstream's start order. */
 export const CONTROLLERS: readonly ControllerDescriptor[] = [
@@ -42,6 +43,7 @@ export const CONTROLLERS: readonly ControllerDescriptor[] = [
   garbageCollectorDescriptor,
   deploymentDescriptor,
   replicaSetDescriptor,
+  csrSigningDescriptor,
 ];
 
 /**
@@ -71,8 +73,6 @@ const NOT_YET: Record<string, boolean> = {
   "statefulset-controller": true,
   cronjob: true,
   "cronjob-controller": true,
-  csrsigning: true,
-  "certificatesigningrequest-signing-controller": true,
   csrapproving: true,
   "certificatesigningrequest-approving-controller": true,
   csrcleaner: true,

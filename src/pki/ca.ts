@@ -342,6 +342,56 @@ export async function issueCertificate(
   return { cert: new X509Certificate(der), certPEM: pem, keyPEM: privateKeyPEM(keys.privateKey) };
 }
 
+/**
+ * A certificate for a key someone else holds (a CertificateSigningRequest's): the requested
+ * subject byte for byte, the CA as issuer, kubeadm's extensions for a leaf; valid `validityMs`
+ * (never past the CA's end) from five minutes ago.
+ */
+export function signPublicKey(
+  ca: CertificateAuthority,
+  subject: Buffer,
+  publicKey: KeyObject,
+  spec: Omit<CertificateSpec, "commonName" | "organizations">,
+  now = new Date(),
+): { cert: X509Certificate; certPEM: string } {
+  if (!ca.key) throw new PKIError("the CA's private key is needed to sign");
+  const caFields = certificateFields(ca.cert.raw);
+  const caEnd = new Date(ca.cert.validTo);
+  let notAfter = new Date(now.getTime() + (spec.validityMs ?? CERT_VALIDITY_MS));
+  if (notAfter > caEnd) notAfter = caEnd;
+  const extensions = [
+    extension(OID.keyUsage, true, namedBits([DIGITAL_SIGNATURE, KEY_ENCIPHERMENT])),
+    extension(
+      OID.extKeyUsage,
+      false,
+      sequence(...spec.usages.map((u) => objectIdentifier(OID[u]))),
+    ),
+    extension(OID.basicConstraints, true, sequence()),
+    extension(
+      OID.authorityKeyIdentifier,
+      false,
+      sequence(implicit(0, caFields.subjectKeyId ?? keyIdentifier(ca.cert.publicKey))),
+    ),
+  ];
+  const names = [
+    ...(spec.dnsNames ?? []).map((n) => implicit(2, Buffer.from(n, "ascii"))),
+    ...(spec.ips ?? []).map((ip) => implicit(7, ipBytes(ip))),
+  ];
+  if (names.length > 0) extensions.push(extension(OID.subjectAltName, false, sequence(...names)));
+  const { der, pem } = signCertificate(
+    {
+      issuer: caFields.subject,
+      subject,
+      notBefore: new Date(now.getTime() - BACKDATE_MS),
+      notAfter,
+      publicKey,
+      extensions,
+    },
+    ca.key,
+  );
+  return { cert: new X509Certificate(der), certPEM: pem };
+}
+
 /** Splits names into DNS names and IP addresses, dropping duplicates and keeping the order. */
 export function splitAltNames(names: string[]): { dnsNames: string[]; ips: string[] } {
   const dnsNames: string[] = [];

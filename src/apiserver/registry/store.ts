@@ -717,12 +717,20 @@ export class Registry {
         obj.status = { ...((old.status as object | undefined) ?? {}), conditions };
         if (!conditions) delete (obj.status as Record<string, unknown>).conditions;
       } else if (this.def.group === "certificates.k8s.io") {
-        // Through /status the certificate changes, never the approval conditions.
-        const oldConditions = (old.status as { conditions?: unknown } | undefined)?.conditions;
+        // Through /status the certificate and conditions such as Failed change; the approval
+        // conditions (Approved, Denied) only through /approval.
+        type Condition = { type?: string };
+        const approval = (c: Condition) => c.type === "Approved" || c.type === "Denied";
+        const oldConditions =
+          (old.status as { conditions?: Condition[] } | undefined)?.conditions ?? [];
         const status = ((obj.status as Record<string, unknown> | undefined) ??= {});
         obj.status = status;
-        if (oldConditions === undefined) delete status.conditions;
-        else status.conditions = oldConditions;
+        const conditions = [
+          ...oldConditions.filter(approval),
+          ...((status.conditions as Condition[] | undefined) ?? []).filter((c) => !approval(c)),
+        ];
+        if (conditions.length > 0) status.conditions = conditions;
+        else delete status.conditions;
       }
     } else {
       if (this.def.hasStatus) {
