@@ -168,6 +168,23 @@ export interface CacheEvent {
 
 export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED";
 
+/**
+ * What a change means to a watch with selectors `matches`: they apply to the old and the new
+ * state, so an object that starts matching is ADDED and one that stops matching DELETED (with its
+ * new state), as upstream's watches report it; undefined when the watch does not see it.
+ */
+export function watchEventFor(
+  e: Pick<CacheEvent, "type" | "object" | "prev">,
+  matches: ((obj: CachedObject) => boolean) | undefined,
+): { type: WatchEventType; object: CachedObject } | undefined {
+  const prevMatched = e.prev !== undefined && (!matches || matches(e.prev));
+  if (e.type === "delete") return prevMatched ? { type: "DELETED", object: e.object } : undefined;
+  if (!matches || matches(e.object)) {
+    return { type: prevMatched ? "MODIFIED" : "ADDED", object: e.object };
+  }
+  return prevMatched ? { type: "DELETED", object: e.object } : undefined;
+}
+
 /** Where a cache watch delivers: called with every batch of events that are due to it, in order. */
 export interface CacheWatchSink {
   events(batch: Array<{ type: WatchEventType; object: CachedObject }>): void;
@@ -195,23 +212,9 @@ class CacheWatcher {
   /** Queues what `e` means to this watch, applying selectors to the old and the new state. */
   offer(e: CacheEvent): boolean {
     if (!e.key.startsWith(this.opts.prefix)) return false;
-    const matches = this.opts.matches;
-    const prevMatched = e.prev !== undefined && (!matches || matches(e.prev));
-    if (e.type === "delete") {
-      if (!prevMatched) return false;
-      this.pending.push({ type: "DELETED", object: e.object });
-      return true;
-    }
-    const nowMatches = !matches || matches(e.object);
-    if (nowMatches) {
-      this.pending.push({ type: prevMatched ? "MODIFIED" : "ADDED", object: e.object });
-      return true;
-    }
-    if (prevMatched) {
-      this.pending.push({ type: "DELETED", object: e.object });
-      return true;
-    }
-    return false;
+    const out = watchEventFor(e, this.opts.matches);
+    if (out) this.pending.push(out);
+    return out !== undefined;
   }
 
   flush(): void {

@@ -1,5 +1,5 @@
 import { randomUUID, randomInt } from "node:crypto";
-import type { Store, Watch, WatchEvent } from "../../storage/interface.js";
+import type { KeyValue, Store, Watch, WatchEvent } from "../../storage/interface.js";
 import { isStorageError, StorageError } from "../../storage/errors.js";
 import {
   alreadyExists,
@@ -34,6 +34,7 @@ import {
   type CacheWatchSink,
   type ObjectCodec,
   type WatchEventType as CacheEventType,
+  watchEventFor,
 } from "./cache.js";
 
 /** Characters of generated name suffixes (upstream's SimpleNameGenerator). */
@@ -64,13 +65,6 @@ export interface ObjectList {
   resourceVersion: string;
   continue?: string;
   remainingItemCount?: number;
-}
-
-export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
-
-export interface ObjectWatchEvent {
-  type: WatchEventType;
-  object: KObject;
 }
 
 /** Where a watch delivers (see CacheWatchSink), plus the ERROR event that ends a watch. */
@@ -217,7 +211,7 @@ export class Registry {
   /**
    * The stored form: JSON without metadata.resourceVersion (the storage revision is the
    * resourceVersion), with apiVersion, kind and metadata first, so that serving it only means
-   * putting the resourceVersion into the bytes (see withResourceVersion).
+   * putting the resourceVersion into the bytes (see CachedObject.json).
    */
   private encode(obj: KObject): Buffer {
     const served = obj;
@@ -368,6 +362,11 @@ export class Registry {
     }
   }
 
+  /** A stored key-value as an object at its revision, decrypted when encrypted at rest. */
+  private objectAt(kv: KeyValue): CachedObject {
+    return new CachedObject(kv.key, this.plain(kv.value, kv.key), kv.modRevision, this.codec);
+  }
+
   /** An object as stored, decoded only if asked (a GET answered in JSON never decodes it). */
   async getStored(namespace: string, name: string): Promise<CachedObject> {
     let r;
@@ -377,25 +376,13 @@ export class Registry {
       this.storageError(err, name);
     }
     if (!r.kv) throw notFound(this.gr, name);
-    return new CachedObject(
-      r.kv.key,
-      this.plain(r.kv.value, r.kv.key),
-      r.kv.modRevision,
-      this.codec,
-    );
+    return this.objectAt(r.kv);
   }
 
   async get(namespace: string, name: string): Promise<KObject> {
-    let r;
-    try {
-      r = await this.store.get(this.key(namespace, name));
-    } catch (err) {
-      this.storageError(err, name);
-    }
-    if (!r.kv) throw notFound(this.gr, name);
-    const value = this.plain(r.kv.value, r.kv.key);
-    const obj = this.decode(value, r.kv.modRevision);
-    this.storedBytes.set(obj, value);
+    const stored = await this.getStored(namespace, name);
+    const obj = stored.object();
+    this.storedBytes.set(obj, stored.raw);
     return obj;
   }
 
@@ -586,8 +573,7 @@ export class Registry {
         snapshot = page.revision;
         for (const kv of page.kvs) {
           lastKey = kv.key;
-          const value = this.plain(kv.value, kv.key);
-          const obj = new CachedObject(kv.key, value, kv.modRevision, this.codec);
+          const obj = this.objectAt(kv);
           if (!matches || matches(obj)) items.push(obj);
           if (limit && items.length >= limit) break;
         }
@@ -1003,32 +989,14 @@ export class Registry {
     e: WatchEvent,
     matches: ((o: CachedObject) => boolean) | undefined,
   ): { type: CacheEventType; object: CachedObject } | undefined {
-    const prev = e.prevKv
-      ? new CachedObject(
-          e.prevKv.key,
-          this.plain(e.prevKv.value, e.prevKv.key),
-          e.prevKv.modRevision,
-          this.codec,
-        )
-      : undefined;
-    const prevMatched = prev !== undefined && (!matches || matches(prev));
+    const prev = e.prevKv ? this.objectAt(e.prevKv) : undefined;
     if (e.type === "delete") {
-      if (!prevMatched) return undefined;
-      return {
-        type: "DELETED",
-        object: new CachedObject(prev.key, prev.raw, e.kv.modRevision, this.codec),
-      };
+      // A deleted object is served as it was, at the revision of its deletion.
+      if (!prev) return undefined;
+      const object = new CachedObject(prev.key, prev.raw, e.kv.modRevision, this.codec);
+      return watchEventFor({ type: "delete", object, prev }, matches);
     }
-    const obj = new CachedObject(
-      e.kv.key,
-      this.plain(e.kv.value, e.kv.key),
-      e.kv.modRevision,
-      this.codec,
-    );
-    const nowMatches = !matches || matches(obj);
-    if (nowMatches) return { type: prevMatched ? "MODIFIED" : "ADDED", object: obj };
-    if (prevMatched) return { type: "DELETED", object: obj };
-    return undefined;
+    return watchEventFor({ type: "put", object: this.objectAt(e.kv), prev }, matches);
   }
 
   /** The object of a BOOKMARK event at `resourceVersion`. */
