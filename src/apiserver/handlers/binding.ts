@@ -6,11 +6,11 @@ import {
   required,
   type FieldError,
 } from "../../api/status.js";
-import { readBody, send, type Request, type Response } from "../http.js";
+import { send, type Request, type Response } from "../http.js";
 import type { Registry } from "../registry/store.js";
 import { formatTime } from "../../api/time.js";
 import type { KObject } from "../registry/types.js";
-import type { BodyDecoder } from "./resource.js";
+import { readRequestObject, type BodyDecoder } from "./resource.js";
 
 interface Binding extends KObject {
   target?: { kind?: string; name?: string; apiVersion?: string };
@@ -36,15 +36,10 @@ export async function handleBinding(
   pods: Registry,
   decode: BodyDecoder,
 ): Promise<void> {
-  const binding = decode(await readBody(req), String(req.headers["content-type"] ?? ""), {
+  const binding = (await readRequestObject(req, decode, {
     apiVersion: "v1",
     kind: "Binding",
-  }) as Binding;
-  if (binding.kind !== undefined && binding.kind !== "Binding") {
-    throw badRequest(
-      `the kind in the data (${binding.kind}) does not match the expected kind (Binding)`,
-    );
-  }
+  })) as Binding;
   const name = binding.metadata?.name ?? "";
   if (podName && name && name !== podName) {
     throw badRequest(

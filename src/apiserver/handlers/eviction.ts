@@ -1,9 +1,9 @@
 import { badRequest, isStatusError, StatusError } from "../../api/status.js";
 import { formatTime } from "../../api/time.js";
-import { readBody, send, negotiate, type Request, type Response } from "../http.js";
+import { send, negotiate, type Request, type Response } from "../http.js";
 import type { Registry } from "../registry/store.js";
 import type { KObject } from "../registry/types.js";
-import type { BodyDecoder } from "./resource.js";
+import { readRequestObject, type BodyDecoder } from "./resource.js";
 import type { AdmissionHook } from "../admission/chain.js";
 import { labelSelectorMatches } from "../auth/aggregation.js";
 
@@ -40,15 +40,10 @@ export async function handleEviction(
   decode: BodyDecoder,
   admission: AdmissionHook | undefined,
 ): Promise<void> {
-  const eviction = decode(await readBody(req), String(req.headers["content-type"] ?? ""), {
+  const eviction = await readRequestObject(req, decode, {
     apiVersion: "policy/v1",
     kind: "Eviction",
   });
-  if (eviction.kind !== undefined && eviction.kind !== "Eviction") {
-    throw badRequest(
-      `the kind in the data (${eviction.kind}) does not match the expected kind (Eviction)`,
-    );
-  }
   if (eviction.metadata?.name && eviction.metadata.name !== name) {
     throw badRequest(`name in URL does not match name in Eviction object`);
   }

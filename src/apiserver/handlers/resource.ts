@@ -39,6 +39,24 @@ export type BodyDecoder = (
 ) => KObject;
 
 /**
+ * The body of a request to a subresource or a request-only resource (a Binding, an Eviction, a
+ * review), decoded; refused with upstream's message when it names another kind.
+ */
+export async function readRequestObject(
+  req: Request,
+  decode: BodyDecoder,
+  expected: { apiVersion: string; kind: string },
+): Promise<KObject> {
+  const obj = decode(await readBody(req), String(req.headers["content-type"] ?? ""), expected);
+  if (obj.kind !== undefined && obj.kind !== expected.kind) {
+    throw badRequest(
+      `the kind in the data (${obj.kind}) does not match the expected kind (${expected.kind})`,
+    );
+  }
+  return obj;
+}
+
+/**
  * fieldValidation: Strict refuses unknown fields with upstream's `strict decoding error`, Warn
  * (the default) answers with a Warning header per unknown field, Ignore does neither.
  */

@@ -1,7 +1,7 @@
 import { badRequest, invalid, required } from "../../api/status.js";
-import { readBody, send, negotiate, type Request, type Response } from "../http.js";
+import { send, negotiate, type Request, type Response } from "../http.js";
 import type { KObject } from "../registry/types.js";
-import type { BodyDecoder } from "./resource.js";
+import { readRequestObject, type BodyDecoder } from "./resource.js";
 import type { UserInfo } from "../auth/types.js";
 import type { Security } from "../security.js";
 import {
@@ -61,12 +61,7 @@ export async function handleReview(
   security: Security,
 ): Promise<void> {
   const want = REVIEWS[`${group}/${resource}`]!;
-  const review = decode(await readBody(req), String(req.headers["content-type"] ?? ""), want);
-  if (review.kind !== undefined && review.kind !== want.kind) {
-    throw badRequest(
-      `the kind in the data (${review.kind}) does not match the expected kind (${want.kind})`,
-    );
-  }
+  const review = await readRequestObject(req, decode, want);
   const spec = (review.spec ?? {}) as AccessReviewSpec & {
     namespace?: string;
     token?: string;

@@ -1,9 +1,9 @@
 import { badRequest, invalid, invalidValue, notFound, StatusError } from "../../api/status.js";
 import { formatTime } from "../../api/time.js";
-import { readBody, send, negotiate, type Request, type Response } from "../http.js";
+import { send, negotiate, type Request, type Response } from "../http.js";
 import type { Registry } from "../registry/store.js";
 import type { KObject } from "../registry/types.js";
-import type { BodyDecoder } from "./resource.js";
+import { readRequestObject, type BodyDecoder } from "./resource.js";
 import type { Security } from "../security.js";
 import { issueServiceAccountToken } from "../auth/authenticator/serviceaccount.js";
 
@@ -32,15 +32,10 @@ export async function handleTokenRequest(
   security: Security,
 ): Promise<void> {
   const kind = { group: "authentication.k8s.io", kind: "TokenRequest" };
-  const body = decode(await readBody(req), String(req.headers["content-type"] ?? ""), {
+  const body = await readRequestObject(req, decode, {
     apiVersion: "authentication.k8s.io/v1",
     kind: "TokenRequest",
   });
-  if (body.kind !== undefined && body.kind !== "TokenRequest") {
-    throw badRequest(
-      `the kind in the data (${body.kind}) does not match the expected kind (TokenRequest)`,
-    );
-  }
   const key = security.signingKey;
   const issuer = security.config.serviceAccountIssuers[0];
   if (!key || !issuer) {
