@@ -328,32 +328,27 @@ export class AuditRecord {
     if (this.omit.includes(stage)) return;
     const e: Record<string, unknown> = { ...this.event, stage };
     if (response) {
-      const status: Record<string, unknown> = { metadata: {}, code: response.code };
-      if (response.code >= 400 && response.body && /json/.test(response.contentType ?? "")) {
+      // The response body, decoded once for the status and the responseObject.
+      let body: Record<string, unknown> | undefined;
+      const wantBody = response.code >= 400 || this.level === "RequestResponse";
+      if (wantBody && response.body && /json/.test(response.contentType ?? "")) {
         try {
-          const s = JSON.parse(response.body.toString("utf8")) as Record<string, unknown>;
-          if (s.kind === "Status") {
-            status.status = s.status;
-            if (s.message) status.message = s.message;
-            if (s.reason) status.reason = s.reason;
-            if (s.details) status.details = s.details;
-          }
+          body = JSON.parse(response.body.toString("utf8")) as Record<string, unknown>;
         } catch {
-          // left out
+          // left out, as upstream leaves out what it cannot decode
         }
+      }
+      const status: Record<string, unknown> = { metadata: {}, code: response.code };
+      if (response.code >= 400 && body?.kind === "Status") {
+        status.status = body.status;
+        if (body.message) status.message = body.message;
+        if (body.reason) status.reason = body.reason;
+        if (body.details) status.details = body.details;
       }
       e.responseStatus = status;
       if (this.requestObject !== undefined) e.requestObject = this.requestObject;
-      if (
-        this.level === "RequestResponse" &&
-        response.body &&
-        /json/.test(response.contentType ?? "")
-      ) {
-        try {
-          e.responseObject = this.strip(JSON.parse(response.body.toString("utf8")));
-        } catch {
-          // left out
-        }
+      if (this.level === "RequestResponse" && body !== undefined) {
+        e.responseObject = this.strip(body);
       }
     }
     e.stageTimestamp = microTime(Date.now());

@@ -59,6 +59,16 @@ function eventFromCore(obj: KObject): KObject {
   return out;
 }
 
+/** The fields autoscaling/v1 and v2 HPAs have alike. */
+const same = (...names: string[]): Array<[string, string]> => names.map((n) => [n, n]);
+const HPA_SPEC_FIELDS = same("scaleTargetRef", "minReplicas", "maxReplicas");
+const HPA_STATUS_FIELDS = same(
+  "observedGeneration",
+  "lastScaleTime",
+  "currentReplicas",
+  "desiredReplicas",
+);
+
 const HPA_METRICS = "autoscaling.alpha.kubernetes.io/metrics";
 const HPA_CURRENT_METRICS = "autoscaling.alpha.kubernetes.io/current-metrics";
 const HPA_CONDITIONS = "autoscaling.alpha.kubernetes.io/conditions";
@@ -94,11 +104,7 @@ function hpaV1ToV2(obj: KObject): KObject {
   const spec = (obj.spec as Obj | undefined) ?? {};
   const status = obj.status as Obj | undefined;
   const outSpec: Obj = {};
-  rename(spec, outSpec, [
-    ["scaleTargetRef", "scaleTargetRef"],
-    ["minReplicas", "minReplicas"],
-    ["maxReplicas", "maxReplicas"],
-  ]);
+  rename(spec, outSpec, HPA_SPEC_FIELDS);
   const metrics: unknown[] = [];
   if (spec.targetCPUUtilizationPercentage !== undefined) {
     metrics.push({
@@ -122,12 +128,7 @@ function hpaV1ToV2(obj: KObject): KObject {
   out.spec = outSpec;
   if (status) {
     const outStatus: Obj = {};
-    rename(status, outStatus, [
-      ["observedGeneration", "observedGeneration"],
-      ["lastScaleTime", "lastScaleTime"],
-      ["currentReplicas", "currentReplicas"],
-      ["desiredReplicas", "desiredReplicas"],
-    ]);
+    rename(status, outStatus, HPA_STATUS_FIELDS);
     const currentMetrics: unknown[] = [];
     if (status.currentCPUUtilizationPercentage !== undefined) {
       currentMetrics.push({
@@ -153,11 +154,7 @@ function hpaV2ToV1(obj: KObject): KObject {
   const spec = (obj.spec as Obj | undefined) ?? {};
   const status = obj.status as Obj | undefined;
   const outSpec: Obj = {};
-  rename(spec, outSpec, [
-    ["scaleTargetRef", "scaleTargetRef"],
-    ["minReplicas", "minReplicas"],
-    ["maxReplicas", "maxReplicas"],
-  ]);
+  rename(spec, outSpec, HPA_SPEC_FIELDS);
   const others: unknown[] = [];
   for (const m of (spec.metrics as Obj[] | undefined) ?? []) {
     if (outSpec.targetCPUUtilizationPercentage === undefined && isCPUUtilization(m, "target")) {
@@ -172,12 +169,7 @@ function hpaV2ToV1(obj: KObject): KObject {
   out.spec = outSpec;
   if (status) {
     const outStatus: Obj = {};
-    rename(status, outStatus, [
-      ["observedGeneration", "observedGeneration"],
-      ["lastScaleTime", "lastScaleTime"],
-      ["currentReplicas", "currentReplicas"],
-      ["desiredReplicas", "desiredReplicas"],
-    ]);
+    rename(status, outStatus, HPA_STATUS_FIELDS);
     const current: unknown[] = [];
     for (const m of (status.currentMetrics as Obj[] | undefined) ?? []) {
       if (
