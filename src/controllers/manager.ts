@@ -14,7 +14,8 @@ import os from "node:os";
 import path from "node:path";
 import { randomUUID } from "node:crypto";
 import type { RestConfig } from "../client/config.js";
-import { realClock, sleep, type Clock } from "../client/clock.js";
+import { waitForAPIServer } from "../client/health.js";
+import { realClock, type Clock } from "../client/clock.js";
 import { EventBroadcaster } from "../client/events.js";
 import { SharedInformers } from "../client/informer.js";
 import { LeaderElector } from "../client/leaderelection.js";
@@ -301,22 +302,6 @@ async function runControllers(o: ManagerOptions, root: Client, signal: AbortSign
   }
 }
 
-/** Waits until the API server answers /healthz (upstream waits before starting controllers). */
-async function waitForAPIServer(client: Client, log: Logger, signal: AbortSignal): Promise<void> {
-  let logged = false;
-  while (!signal.aborted) {
-    try {
-      const r = await client.rest.raw("GET", "/healthz", { signal });
-      if (r.status === 200) return;
-      if (r.status === 401 || r.status === 403) return;
-    } catch (err) {
-      if (!logged) log.error(`Failed to reach the API server: ${errorMessage(err)}`);
-      logged = true;
-    }
-    await sleep(realClock, 1000, signal);
-  }
-}
-
 /**
  * The manager's main loop: waits for the API server, then runs the controllers, under leader
  * election unless disabled. Answers false when leadership was lost (upstream exits then).
@@ -327,7 +312,11 @@ export async function runControllerManager(
 ): Promise<boolean> {
   const root = new Client(o.config);
   try {
-    await waitForAPIServer(root, o.log, signal);
+    await waitForAPIServer(
+      root,
+      (m) => o.log.error(`Failed to reach the API server: ${m}`),
+      signal,
+    );
     if (signal.aborted) return true;
     if (!o.leaderElect) {
       await runControllers(o, root, signal);

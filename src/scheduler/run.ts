@@ -19,7 +19,7 @@ import { setMaxListeners } from "node:events";
 import type { Pod, PodCondition } from "kubernetes-types/core/v1.js";
 import { isStatusError } from "../api/status.js";
 import { formatTime } from "../api/time.js";
-import { realClock, sleep } from "../client/clock.js";
+import { waitForAPIServer } from "../client/health.js";
 import type { RestConfig } from "../client/config.js";
 import { EventBroadcaster, type EventRecorder } from "../client/events.js";
 import { SharedInformers, type EventHandler, type Informer } from "../client/informer.js";
@@ -334,21 +334,6 @@ export class SchedulerRunner {
   }
 }
 
-/** Waits until the API server answers /healthz (any answer from a live server will do). */
-async function waitForAPIServer(client: Client, log: Logger, signal: AbortSignal): Promise<void> {
-  let logged = false;
-  while (!signal.aborted) {
-    try {
-      const r = await client.rest.raw("GET", "/healthz", { signal });
-      if (r.status === 200 || r.status === 401 || r.status === 403) return;
-    } catch (err) {
-      if (!logged) log.error(`Failed to reach the API server: ${errorMessage(err)}`);
-      logged = true;
-    }
-    await sleep(realClock, 1000, signal);
-  }
-}
-
 /**
  * Runs the scheduler until `signal` aborts; answers false when it lost leadership (upstream
  * exits with an error then).
@@ -362,7 +347,11 @@ export async function runScheduler(o: RunOptions, signal: AbortSignal): Promise<
   signal.addEventListener("abort", onAbort, { once: true });
   let informers: Promise<void> | undefined;
   try {
-    await waitForAPIServer(client, o.log, signal);
+    await waitForAPIServer(
+      client,
+      (m) => o.log.error(`Failed to reach the API server: ${m}`),
+      signal,
+    );
     if (signal.aborted) return true;
     informers = runner.startInformers(stopInformers.signal);
     if (!(await runner.informers.waitForCacheSync(signal))) return true;
