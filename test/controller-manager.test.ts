@@ -10,7 +10,7 @@
  * No kubelet runs: a loop in the test stands in for it and marks pods Running and Ready.
  */
 import assert from "node:assert/strict";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -23,6 +23,7 @@ import { Client } from "../src/client/resources.js";
 import { freePort } from "../src/testing/net.js";
 import { tempDir } from "../src/testing/tmp.js";
 import { k8tsBin, kubectl, TestAPIServer } from "./support/apiserver.js";
+import { K8tsProcess, waitFor as waitForTruthy } from "./support/process.js";
 
 const dir = tempDir("k8ts-controller-manager-");
 const pki = path.join(dir.path, "pki");
@@ -62,54 +63,19 @@ function k(args: string[]): string {
   return r.stdout;
 }
 
-async function waitFor<T>(
-  what: string,
-  check: () => T | Promise<T>,
-  timeoutMs = 30_000,
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v) return v as NonNullable<T>;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+/** Waits for `check` (30 s by default, as the lease timings need). */
+function waitFor<T>(what: string, check: () => T | Promise<T>, timeoutMs = 30_000) {
+  return waitForTruthy(what, check, timeoutMs);
 }
 
 /** A `k8ts controller-manager` child process and its log. */
-class Manager {
-  log = "";
-  readonly child: ChildProcess;
-  readonly exited: Promise<number | null>;
-
+class Manager extends K8tsProcess {
   constructor(args: string[]) {
-    this.child = spawn(k8tsBin, ["controller-manager", ...args], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    this.child.stdout!.on("data", (d: Buffer) => (this.log += d.toString()));
-    this.child.stderr!.on("data", (d: Buffer) => (this.log += d.toString()));
-    this.exited = new Promise((r) => this.child.once("exit", (code) => r(code)));
-    managers.push(this);
-  }
-
-  waitForLog(re: RegExp, timeoutMs = 30_000): Promise<RegExpMatchArray> {
-    return waitFor(`log ${re} in\n${this.log}`, () => this.log.match(re), timeoutMs);
+    super(["controller-manager", ...args], managers, 30_000);
   }
 
   get identity(): string {
     return /acquire leader lease \S+ as (\S+)\.\.\./.exec(this.log)?.[1] ?? "";
-  }
-
-  async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    this.child.kill(signal);
-    await this.exited;
   }
 }
 

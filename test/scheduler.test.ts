@@ -12,7 +12,7 @@
  * - two schedulers under leader election: one acts, the other takes over after SIGKILL.
  */
 import assert from "node:assert/strict";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import https from "node:https";
 import path from "node:path";
@@ -24,6 +24,7 @@ import { Client } from "../src/client/resources.js";
 import { freePort } from "../src/testing/net.js";
 import { tempDir } from "../src/testing/tmp.js";
 import { k8tsBin, kubectl, TestAPIServer } from "./support/apiserver.js";
+import { K8tsProcess, waitFor as waitForTruthy } from "./support/process.js";
 
 const dir = tempDir("k8ts-scheduler-");
 let server: TestAPIServer;
@@ -51,48 +52,15 @@ profiles:
       - name: NodeResourcesBalancedAllocation
 `;
 
-async function waitFor<T>(
-  what: string,
-  check: () => T | Promise<T>,
-  timeoutMs = 60_000,
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v) return v as NonNullable<T>;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+/** Waits for `check` (60 s by default: the sims and schedulers start as child processes). */
+function waitFor<T>(what: string, check: () => T | Promise<T>, timeoutMs = 60_000) {
+  return waitForTruthy(what, check, timeoutMs);
 }
 
 /** A `k8ts <command>` child process and its log, stopped by its PID. */
-class Proc {
-  log = "";
-  readonly child: ChildProcess;
-  readonly exited: Promise<number | null>;
-
+class Proc extends K8tsProcess {
   constructor(args: string[]) {
-    this.child = spawn(k8tsBin, args, { stdio: ["ignore", "pipe", "pipe"] });
-    this.child.stdout!.on("data", (d: Buffer) => (this.log += d.toString()));
-    this.child.stderr!.on("data", (d: Buffer) => (this.log += d.toString()));
-    this.exited = new Promise((r) => this.child.once("exit", (code) => r(code)));
-    procs.push(this);
-  }
-
-  waitForLog(re: RegExp, timeoutMs = 60_000): Promise<RegExpMatchArray> {
-    return waitFor(`log ${re} in\n${this.log}`, () => this.log.match(re), timeoutMs);
-  }
-
-  async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    this.child.kill(signal);
-    await this.exited;
+    super(args, procs, 60_000);
   }
 }
 
