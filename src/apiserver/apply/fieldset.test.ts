@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   compare,
+  createdFieldsV1JSON,
   FieldSet,
   fieldPath,
   keyElement,
@@ -259,4 +260,86 @@ test("compare: Go's view of objects (omitempty zeros and nulls absent, implicit 
   // Same objects: nothing.
   const same = compare(shape, next, structuredClone(next));
   assert.ok(same.added.isEmpty() && same.modified.isEmpty() && same.removed.isEmpty());
+});
+
+test("a create's fields in one walk are the fields the general comparison finds", () => {
+  const strip = setOf(
+    fieldPath("apiVersion"),
+    fieldPath("kind"),
+    fieldPath("metadata"),
+    fieldPath("metadata", "name"),
+    fieldPath("metadata", "uid"),
+  );
+  const general = (typeName: string, obj: unknown, skip: string[]): string => {
+    const c = compare(shapeOf(typeName), undefined, obj);
+    const ignore = setOf(...skip.map((f) => fieldPath(f)));
+    const set = c.modified.union(c.added).recursiveDifference(ignore).difference(strip);
+    return set.isEmpty() ? "" : JSON.stringify(set.toFieldsV1());
+  };
+  const cases: Array<[string, unknown]> = [
+    [
+      "io.k8s.api.core.v1.Pod",
+      {
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: {
+          name: "p",
+          uid: "u",
+          labels: { app: "x", 'we"ird': "y" },
+          annotations: {},
+          ownerReferences: [
+            { apiVersion: "v1", kind: "RC", name: "r", uid: "1", controller: true },
+          ],
+          finalizers: ["a", "a", "b"],
+        },
+        spec: {
+          containers: [
+            {
+              name: "c",
+              image: "i",
+              ports: [{ containerPort: 80 }, { containerPort: 80, protocol: "UDP" }],
+              env: [
+                { name: "A", value: "" },
+                { name: "A", value: "2" },
+              ],
+              resources: {},
+              args: [],
+              unknownField: { x: 1 },
+            },
+            { image: "no-name" },
+          ],
+          nodeSelector: null,
+          hostNetwork: false,
+          terminationGracePeriodSeconds: 0,
+          tolerations: [{ key: "k", operator: "Exists" }],
+          volumes: [{ name: "v", emptyDir: {} }],
+        },
+        status: { phase: "Pending" },
+      },
+    ],
+    [
+      "io.k8s.api.apps.v1.Deployment",
+      {
+        metadata: { name: "d", labels: null },
+        spec: {
+          replicas: 0,
+          selector: { matchLabels: { a: "b" }, matchExpressions: [] },
+          template: { metadata: {}, spec: { containers: [{ name: "c", image: "i" }] } },
+          strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: "25%" } },
+        },
+      },
+    ],
+    ["io.k8s.api.core.v1.ConfigMap", { metadata: { name: "c" }, data: { a: "1" }, binaryData: {} }],
+    ["io.k8s.api.core.v1.ConfigMap", { metadata: { name: "c" } }],
+    ["io.k8s.api.core.v1.ConfigMap", { data: "not an object" }],
+  ];
+  for (const [typeName, obj] of cases) {
+    for (const skip of [[], ["status"]]) {
+      assert.equal(
+        createdFieldsV1JSON(shapeOf(typeName), obj, new Set(skip), strip),
+        general(typeName, obj, skip),
+        `${typeName} ${JSON.stringify(obj)} skipping ${skip.join()}`,
+      );
+    }
+  }
 });

@@ -1132,3 +1132,177 @@ function emptyMap(v: unknown): boolean {
 function emptyList(v: unknown): boolean {
   return v === undefined || v === null || (Array.isArray(v) && v.length === 0);
 }
+
+// ---------------------------------------------------------------------------------------------
+// What a create sets
+
+const NEEDS_ESCAPE = /[\u0000-\u001f"\\]/;
+
+/** A JSON string literal, without calling JSON.stringify for the common plain case. */
+function quoted(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : '"' + s + '"';
+}
+
+/** A node of the trie createdFieldsV1JSON builds: whether its path is a member, and what is below. */
+class Node {
+  member = false;
+  kids: Map<string, { pe: PathElement; node: Node }> | undefined;
+
+  kid(pe: PathElement): Node {
+    this.kids ??= new Map();
+    let k = this.kids.get(pe.id);
+    if (!k) this.kids.set(pe.id, (k = { pe, node: new Node() }));
+    return k.node;
+  }
+
+  /** FieldsV1 JSON of this node's subtree; "" when nothing is set in it. */
+  json(): string {
+    if (!this.kids) return this.member ? "{}" : "";
+    const kids = [...this.kids.values()].sort((a, b) => comparePathElements(a.pe, b.pe));
+    let out = this.member ? '{".":{}' : "{";
+    let any = false;
+    for (const { pe, node } of kids) {
+      const sub = node.json();
+      if (sub === "") continue;
+      if (any || this.member) out += ",";
+      out += quoted(pe.id) + ":" + sub;
+      any = true;
+    }
+    if (!any) return this.member ? "{}" : "";
+    return out + "}";
+  }
+}
+
+/**
+ * The FieldsV1 JSON text of the fields a create of `obj` sets (what `compare(shape, undefined,
+ * obj)` finds added or modified), without the top-level fields in `skip` and their subtrees, and
+ * without the exact paths in `strip` (their subtrees stay): the same answer as building those sets
+ * and emitting their union, in one walk, without intermediate sets or objects. "" when nothing is
+ * left. The comparison rules are Comparer's, with the left side always Go's zero value.
+ */
+export function createdFieldsV1JSON(
+  shape: Shape,
+  obj: unknown,
+  skip: ReadonlySet<string>,
+  strip: FieldSet,
+): string {
+  const root = new Node();
+  const lo = EMPTY_STRUCT;
+  const ro = isObject(obj) ? obj : undefined;
+  if (!ro || valueKind(shape, lo, ro) !== "map" || isAtomic(shape)) return "";
+  createdMap(shape, lo, ro, root, skip);
+  stripExact(root, strip);
+  return root.json();
+}
+
+function stripExact(node: Node, strip: FieldSet): void {
+  if (!node.kids) return;
+  for (const { pe, node: kid } of node.kids.values()) {
+    if (strip.hasMember(pe)) kid.member = false;
+    const below = strip.child(pe);
+    if (below) stripExact(kid, below);
+  }
+}
+
+function createdValue(shape: Shape, l: unknown, r: unknown, parent: Node, pe: PathElement): void {
+  if (l === undefined && r === undefined) return;
+  if (l === r) return;
+  const kind = valueKind(shape, l, r);
+  if (kind === "map" && !isAtomic(shape) && !(emptyMap(l) && emptyMap(r))) {
+    createdMap(shape, l, r, parent.kid(pe), undefined);
+  } else if (
+    kind === "list" &&
+    (shape as Shape & { k: "list" }).rel !== "atomic" &&
+    !(emptyList(l) && emptyList(r))
+  ) {
+    if (!createdList(shape as Shape & { k: "list" }, l, r, parent, pe)) return;
+  } else {
+    if (l === undefined || (r !== undefined && !deepEqual(l, r))) parent.kid(pe).member = true;
+    return;
+  }
+  if (l === undefined) parent.kid(pe).member = true;
+}
+
+function createdMap(
+  shape: Shape,
+  l: unknown,
+  r: unknown,
+  node: Node,
+  skip: ReadonlySet<string> | undefined,
+): void {
+  const lo = isObject(l) ? l : undefined;
+  const ro = isObject(r) ? r : undefined;
+  if (lo) for (const key in lo) createdKey(shape, lo, ro, key, node, skip);
+  if (ro) for (const key in ro) if (!lo || !(key in lo)) createdKey(shape, lo, ro, key, node, skip);
+}
+
+function createdKey(
+  shape: Shape,
+  lo: Record<string, unknown> | undefined,
+  ro: Record<string, unknown> | undefined,
+  key: string,
+  node: Node,
+  skip: ReadonlySet<string> | undefined,
+): void {
+  if (skip?.has(key)) return;
+  const fd = shape.k === "struct" ? shape.type.jsonFields.get(key) : undefined;
+  if (fd) {
+    if (key === "managedFields" && (shape as { type: TypeDef }).type.name === OBJECT_META) return;
+    createdValue(
+      fieldShape(fd),
+      lo && goValue(fd, lo[key]),
+      ro && goValue(fd, ro[key]),
+      node,
+      fieldElementOf(fd),
+    );
+  } else {
+    const lv = lo?.[key];
+    const rv = ro?.[key];
+    if (lv === undefined && rv === undefined) return;
+    createdValue(shape.k === "map" ? shape.values : DEDUCED, lv, rv, node, fieldElement(key));
+  }
+}
+
+/** False when an item cannot be keyed (the list was taken whole instead). */
+function createdList(
+  shape: Shape & { k: "list" },
+  l: unknown,
+  r: unknown,
+  parent: Node,
+  pe: PathElement,
+): boolean {
+  const la = Array.isArray(l) ? l : [];
+  const ra = Array.isArray(r) ? r : [];
+  const lp = itemElements(shape, la);
+  const rp = itemElements(shape, ra);
+  if (!lp || !rp) {
+    if (l === undefined || (r !== undefined && !deepEqual(l, r))) parent.kid(pe).member = true;
+    return false;
+  }
+  const groups = new Map<string, { pe: PathElement; l: unknown[]; r: unknown[] }>();
+  lp.forEach((p, i) => {
+    let g = groups.get(p.id);
+    if (!g) groups.set(p.id, (g = { pe: p, l: [], r: [] }));
+    g.l.push(la[i]);
+  });
+  rp.forEach((p, i) => {
+    let g = groups.get(p.id);
+    if (!g) groups.set(p.id, (g = { pe: p, l: [], r: [] }));
+    g.r.push(ra[i]);
+  });
+  if (groups.size === 0) return true;
+  const node = parent.kid(pe);
+  for (const g of groups.values()) {
+    if (g.l.length <= 1 && g.r.length <= 1) {
+      createdValue(shape.items, g.l[0], g.r[0], node, g.pe);
+    } else if (g.l.length >= 2 && g.r.length >= 2) {
+      if (!deepEqual(g.l, g.r)) node.kid(g.pe).member = true;
+    } else if (g.l.length >= 2) {
+      if (g.r.length) createdValue(shape.items, undefined, g.r[0], node, g.pe);
+    } else {
+      if (g.l.length) createdValue(shape.items, g.l[0], undefined, node, g.pe);
+      node.kid(g.pe).member = true;
+    }
+  }
+  return true;
+}

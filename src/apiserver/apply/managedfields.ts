@@ -39,6 +39,7 @@ import {
 } from "./apply.js";
 import {
   compare,
+  createdFieldsV1JSON,
   deepEqual,
   FieldSet,
   fieldPath,
@@ -105,12 +106,10 @@ const NOTHING = new FieldSet();
  */
 export function trackUpdate(old: KObject | undefined, next: KObject, ctx: ManagedContext): KObject {
   const shape = shapeOf(ctx.typeName);
-  const managed = managedForUpdate(
-    old,
-    next,
-    ctx.subresource !== undefined && ctx.subresource !== "",
-  );
+  const subresource = ctx.subresource !== undefined && ctx.subresource !== "";
+  const managed = managedForUpdate(old, next, subresource);
   if (managed.fields.size === 0 && old !== undefined) return withManagedFields(next, undefined);
+  if (managed.fields.size === 0 && !subresource) return trackCreate(shape, next, ctx);
   const id = identity({
     manager: ctx.manager || "unknown",
     operation: "Update",
@@ -378,6 +377,66 @@ function managedForUpdate(old: KObject | undefined, next: KObject, subresource: 
   }
   return decodeOrEmpty(stored);
 }
+
+/**
+ * The common create (no managedFields sent, main resource): the writer owns everything it set,
+ * computed in one walk (createdFieldsV1JSON) instead of through the general update chain, which
+ * gives the same entry. The entry's fieldsV1 is kept as JSON text (see managedFieldsJSON) and
+ * becomes an object only when something reads it.
+ */
+function trackCreate(shape: Shape, next: KObject, ctx: ManagedContext): KObject {
+  const skip = shape.k === "struct" && shape.type.jsonFields.has("status") ? STATUS : NONE;
+  const json = createdFieldsV1JSON(shape, next, skip, STRIPPED);
+  if (json === "") return withManagedFields(next, undefined);
+  const entry: ManagedFieldsEntry = {};
+  entry.manager = ctx.manager || "unknown";
+  entry.operation = "Update";
+  entry.apiVersion = ctx.apiVersion;
+  entry.time = formatTime(ctx.now ?? new Date());
+  entry.fieldsType = "FieldsV1";
+  let parsed: unknown;
+  Object.defineProperty(entry, "fieldsV1", {
+    enumerable: true,
+    configurable: true,
+    get: () => (parsed ??= JSON.parse(json)),
+    set: (v: unknown) => {
+      Object.defineProperty(entry, "fieldsV1", {
+        value: v,
+        enumerable: true,
+        configurable: true,
+        writable: true,
+      });
+      rawFieldsV1.delete(entry);
+    },
+  });
+  rawFieldsV1.set(entry, json);
+  return withManagedFields(next, [entry]);
+}
+
+/** The FieldsV1 text of entries whose fieldsV1 is still only text. */
+const rawFieldsV1 = new WeakMap<ManagedFieldsEntry, string>();
+
+/**
+ * The JSON of a managedFields list, when it can be written without reading the entries'
+ * fieldsV1 (entries made by a create here); undefined otherwise (JSON.stringify it).
+ */
+export function managedFieldsJSON(entries: unknown): string | undefined {
+  if (!Array.isArray(entries) || entries.length !== 1) return undefined;
+  const e = entries[0] as ManagedFieldsEntry;
+  const raw = rawFieldsV1.get(e);
+  if (raw === undefined || Object.keys(e).length !== 6) return undefined;
+  const head = JSON.stringify({
+    manager: e.manager,
+    operation: e.operation,
+    apiVersion: e.apiVersion,
+    time: e.time,
+    fieldsType: e.fieldsType,
+  });
+  return `[${head.slice(0, -1)},"fieldsV1":${raw}}]`;
+}
+
+const STATUS: ReadonlySet<string> = new Set(["status"]);
+const NONE: ReadonlySet<string> = new Set();
 
 /** Entries in upstream's order, or undefined when no manager owns anything. */
 function encodeManaged(managed: Managed): ManagedFieldsEntry[] | undefined {
