@@ -22,7 +22,7 @@ import {
 } from "../../api/selectors.js";
 import { validateObjectMeta } from "../validation/objectmeta.js";
 import { formatTime } from "../../api/time.js";
-import { trackUpdate, type ManagedContext } from "../apply/managedfields.js";
+import { managedFieldsJSON, trackUpdate, type ManagedContext } from "../apply/managedfields.js";
 import { typeNameForKind } from "../../api/schema/index.js";
 import type { KObject, ResourceDef, ServerObjectMeta } from "./types.js";
 import { conversionFor, convertStored, type Conversion } from "../conversion.js";
@@ -224,7 +224,21 @@ export class Registry {
       const { resourceVersion: _rv, ...others } = meta;
       meta = others;
     }
-    const bytes = Buffer.from(JSON.stringify({ apiVersion, kind, metadata: meta ?? {}, ...rest }));
+    const managed = managedFieldsJSON(meta?.managedFields);
+    let json: string;
+    if (managed === undefined) {
+      json = JSON.stringify({ apiVersion, kind, metadata: meta ?? {}, ...rest });
+    } else {
+      // managedFields, last in ObjectMeta, written from the text a create made of them.
+      const { managedFields: _mf, ...others } = meta!;
+      const m = JSON.stringify(others);
+      const body = JSON.stringify(rest);
+      json =
+        `{"apiVersion":${JSON.stringify(apiVersion)},"kind":${JSON.stringify(kind)},"metadata":` +
+        `${m.length > 2 ? m.slice(0, -1) + "," : "{"}"managedFields":${managed}}` +
+        `${body.length > 2 ? "," + body.slice(1) : "}"}`;
+    }
+    const bytes = Buffer.from(json);
     this.storedBytes.set(served, bytes);
     return bytes;
   }
@@ -319,11 +333,13 @@ export class Registry {
     this.admitNew(obj, namespace);
     await opts.admission?.mutate(obj, undefined);
     const meta = obj.metadata!;
-    if (!meta.name && meta.generateName) {
+    const generated = !meta.name && !!meta.generateName;
+    const generateName = () => {
       let suffix = "";
       for (let i = 0; i < 5; i++) suffix += NAME_ALPHABET[randomInt(NAME_ALPHABET.length)];
-      meta.name = meta.generateName.slice(0, MAX_GENERATED_BASE) + suffix;
-    }
+      meta.name = meta.generateName!.slice(0, MAX_GENERATED_BASE) + suffix;
+    };
+    if (generated) generateName();
     delete meta.resourceVersion;
     delete meta.deletionTimestamp;
     delete meta.deletionGracePeriodSeconds;
@@ -346,19 +362,27 @@ export class Registry {
       if (existing.kv) throw alreadyExists(this.gr, meta.name!);
       return obj;
     }
-    try {
-      const createKey = this.key(meta.namespace ?? "", meta.name!);
-      const r = await this.store.create(
-        createKey,
-        this.stored(this.encode(obj), createKey),
-        await this.leaseFor(),
-      );
-      meta.resourceVersion = String(r.revision);
-      allocation?.commit();
-      return obj;
-    } catch (err) {
-      allocation?.undo();
-      this.storageError(err, meta.name!);
+    // A generated name that is taken is generated again, up to 8 attempts (upstream's
+    // RetryGenerateName, on by default since 1.31).
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const createKey = this.key(meta.namespace ?? "", meta.name!);
+        const r = await this.store.create(
+          createKey,
+          this.stored(this.encode(obj), createKey),
+          await this.leaseFor(),
+        );
+        meta.resourceVersion = String(r.revision);
+        allocation?.commit();
+        return obj;
+      } catch (err) {
+        if (generated && attempt < 8 && isStorageError(err) && err.code === "KeyExists") {
+          generateName();
+          continue;
+        }
+        allocation?.undo();
+        this.storageError(err, meta.name!);
+      }
     }
   }
 
@@ -438,17 +462,26 @@ export class Registry {
    * Follows every object of this resource from the watch cache, for the server's own indexes
    * (RBAC, the node graph): `set` for each object now and each change after, `remove` for each
    * deletion. Objects are the cache's decoded copies: read, never change them. Resolves once the
-   * current objects have been handed over; returns the function that stops it.
+   * current objects have been handed over; returns the function that stops it. `wants`, when
+   * given, looks at an object's stored JSON first: objects it refuses (in every version they
+   * have) are never decoded nor handed over.
    */
   async subscribe(handler: {
     set(obj: KObject): void;
     remove(obj: KObject): void;
+    wants?(json: Buffer): boolean;
   }): Promise<() => void> {
     const cache = this.cache();
     await cache.ready();
     const sink: WatchSink = {
       events(batch) {
         for (const e of batch) {
+          const raw = e.object.raw;
+          if (
+            handler.wants &&
+            !handler.wants(Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength))
+          )
+            continue;
           if (e.type === "DELETED") handler.remove(e.object.view());
           else handler.set(e.object.view());
         }
