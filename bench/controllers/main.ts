@@ -3,7 +3,7 @@
  * stored (N = 1,000 and 10,000, no kubelets), and a rolling update of a 1,000-replica
  * Deployment with the pods marked Ready by the benchmark (standing in for kubelets).
  *
- *   node dist/bench/controllers/main.js [--quick]
+ *   node dist/bench/controllers/main.js [--quick] [--cpu-prof DIR]
  *
  * `k8ts apiserver` (embedded SQLite) and `k8ts controller-manager --master` each run as a child
  * process on this machine, both at once, as the seeds run them; the benchmark watches from this
@@ -27,8 +27,17 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const k8tsBin = path.resolve(here, "../../../bin/k8ts");
 const children = new Set<ChildProcess>();
 
+/** `--cpu-prof DIR`: each component runs under `node --cpu-prof` and leaves its profile in DIR. */
+const cpuProfIndex = process.argv.indexOf("--cpu-prof");
+const cpuProfDir = cpuProfIndex > 0 ? process.argv[cpuProfIndex + 1] : undefined;
+
 function start(name: string, args: string[]): ChildProcess {
-  const child = spawn(k8tsBin, [name, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const prof = cpuProfDir
+    ? ["--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`, `--cpu-prof-name=${name}.cpuprofile`]
+    : [];
+  const child = spawn(process.execPath, [...prof, k8tsBin, name, ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let log = "";
   child.stdout!.on("data", (d: Buffer) => (log += d.toString()));
   child.stderr!.on("data", (d: Buffer) => (log = (log + d.toString()).slice(-20_000)));
@@ -107,10 +116,16 @@ async function createToPods(client: Client, ns: string, n: number): Promise<numb
   const t0 = performance.now();
   await client.resource("apps/v1/Deployment", ns).create(deployment("load", n));
   let seen = 0;
+  const marks: string[] = [];
   for await (const e of events) {
-    if (e.type === "ADDED" && ++seen >= n) break;
+    if (e.type !== "ADDED") continue;
+    seen++;
+    if (seen === 1 || seen === n || (seen & (seen - 1)) === 0 || seen % 1000 === 0)
+      marks.push(`${seen}@${(performance.now() - t0).toFixed(0)}`);
+    if (seen >= n) break;
   }
   const ms = performance.now() - t0;
+  process.stderr.write(`pods seen at ms: ${marks.join(" ")}\n`);
   ac.abort();
   return ms;
 }

@@ -1,4 +1,6 @@
 /** A time as the API writes it (metav1.Time): RFC 3339 in UTC, whole seconds. */
 export function formatTime(d: Date = new Date()): string {
-  return d.toISOString().replace(/\.\d+Z$/, "Z");
+  const iso = d.toISOString();
+  // "2006-01-02T15:04:05.000Z" for years 0-9999; other years have a sign and more digits.
+  return iso.length === 24 ? iso.slice(0, 19) + "Z" : iso.replace(/\.\d+Z$/, "Z");
 }

@@ -473,8 +473,9 @@ async function enforce(
     restrictedResources(a, ev, q, obj);
     interesting.push(q);
   }
+  if (interesting.length === 0) return;
   const delta = requestDelta(a, ev, obj);
-  if (delta.size === 0 || interesting.length === 0) return;
+  if (delta.size === 0) return;
   const changed: KObject[] = [];
   for (const q of interesting) {
     const before = resourceList(statusOf(q).used);
