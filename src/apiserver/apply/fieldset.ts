@@ -1136,11 +1136,13 @@ function emptyList(v: unknown): boolean {
 // ---------------------------------------------------------------------------------------------
 // What a create sets
 
-const NEEDS_ESCAPE = /[\u0000-\u001f"\\]/;
-
 /** A JSON string literal, without calling JSON.stringify for the common plain case. */
 function quoted(s: string): string {
-  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : '"' + s + '"';
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c) return JSON.stringify(s);
+  }
+  return '"' + s + '"';
 }
 
 /** A node of the trie createdFieldsV1JSON builds: whether its path is a member, and what is below. */
