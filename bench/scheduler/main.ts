@@ -142,7 +142,7 @@ interface Cluster {
 /** API server, simulated nodes and the scheduler, ready to take pods. */
 async function startCluster(dir: string, nodes: number): Promise<Cluster> {
   const t0 = performance.now();
-  const server = await startAPIServer(dir, [], ["--disable-admission-plugins=ServiceAccount"]);
+  const server = await startAPIServer(dir, PROFILE, ["--disable-admission-plugins=ServiceAccount"]);
   const kubeconfig = path.join(dir, "kubeconfig");
   fs.writeFileSync(
     kubeconfig,

@@ -66,7 +66,7 @@ export const simFlags = {
     0,
   ),
   "remove-not-ready-taint": flag.bool(
-    "Lift the node.kubernetes.io/not-ready:NoSchedule taint the API server adds at registration (the node lifecycle controller's part, which k8ts does not have yet)",
+    "Lift the node.kubernetes.io/not-ready:NoSchedule taint the API server adds at registration, which is the node lifecycle controller's part: set it false when a controller manager runs",
     true,
   ),
   "max-requests-inflight": flag.int("API requests in flight at most", 64),
