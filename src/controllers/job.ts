@@ -1533,6 +1533,12 @@ export function jobDescriptorWith(o: JobControllerOptions = {}): ControllerDescr
       const jobsClient = client.resource("batch/v1/Job");
       const podsClient = client.resource("v1/Pod");
       let enqueueAfter: (key: string, ms: number) => void = () => undefined;
+      /**
+       * The resourceVersion of each Job's last status write. A sync woken by the event of an
+       * earlier write would act on a cache that lacks the later one and fail with a conflict;
+       * such a sync waits a batch period instead (upstream batches status-triggered syncs).
+       */
+      const lastWritten = new Map<string, string>();
       const syncer = new JobSyncer({
         clock,
         ...(o.podFailureBackoff !== undefined ? { podFailureBackoff: o.podFailureBackoff } : {}),
@@ -1547,7 +1553,11 @@ export function jobDescriptorWith(o: JobControllerOptions = {}): ControllerDescr
           patchPod: async (ns, name, patch) => {
             await podsClient.namespace(ns).patch(name, "strategic", patch);
           },
-          updateStatus: (job) => jobsClient.updateStatus(job),
+          updateStatus: async (job) => {
+            const written = await jobsClient.updateStatus(job);
+            lastWritten.set(objectKey(written), written.metadata?.resourceVersion ?? "");
+            return written;
+          },
           event: (job, type, reason, message) => recorder.event(job, type, reason, message),
           enqueueAfter: (key, ms) => enqueueAfter(key, ms),
         },
@@ -1605,11 +1615,18 @@ export function jobDescriptorWith(o: JobControllerOptions = {}): ControllerDescr
           const job = jobs.store.getByName(namespace, name);
           if (!job) {
             syncer.forget(key);
+            lastWritten.delete(key);
             return;
           }
           if (isJobFinished(job)) {
             syncer.backoff.delete(key);
+            lastWritten.delete(key);
             return;
+          }
+          const written = lastWritten.get(key);
+          if (written !== undefined) {
+            lastWritten.delete(key);
+            if (written !== job.metadata?.resourceVersion) return { requeueAfter: batchPeriod };
           }
           const satisfied = syncer.expectations.satisfied(key);
           const claimed = await claimPods(job);
