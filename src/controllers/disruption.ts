@@ -295,9 +295,9 @@ export function goLabelSelector(sel: LabelSelector | undefined): string {
   const exprs = (sel.matchExpressions ?? [])
     .map(
       (e) =>
-        `LabelSelectorRequirement{Key:${e.key},Operator:${e.operator},Values:[${(e.values ?? []).join(" ")}],}`,
+        `LabelSelectorRequirement{Key:${e.key},Operator:${e.operator},Values:[${(e.values ?? []).join(" ")}],},`,
     )
-    .join(",");
+    .join("");
   return `&LabelSelector{MatchLabels:map[string]string{${labels}},MatchExpressions:[]LabelSelectorRequirement{${exprs}},}`;
 }
 
