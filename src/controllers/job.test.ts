@@ -26,6 +26,7 @@ import {
 
 type Writable<T> = { -readonly [K in keyof T]: T[K] };
 
+const INT32_MAX = 2147483647;
 const T0 = Date.parse("2025-01-01T00:00:00Z");
 
 test("completed indexes print as upstream's intervals and parse back", () => {
@@ -469,4 +470,39 @@ test("a failed pod create records FailedCreate and is retried", async () => {
   c.failCreates = false;
   await c.sync();
   assert.equal(c.pods.size, 2);
+});
+
+test("backoffLimitPerIndex: an index fails on its own, the Job fails with FailedIndexes", async () => {
+  const c = new FakeCluster({
+    completions: 2,
+    parallelism: 2,
+    completionMode: "Indexed",
+    backoffLimitPerIndex: 1,
+    backoffLimit: INT32_MAX,
+  });
+  await c.sync();
+  const pod0 = () =>
+    [...c.pods.values()].filter((p) => completionIndex(p) === 0 && p.status?.phase !== "Failed");
+  const [first] = pod0();
+  assert.equal(first?.metadata?.annotations?.["batch.kubernetes.io/job-index-failure-count"], "0");
+  c.setPhase(first!.metadata!.name!, "Failed");
+  await c.sync();
+  // The failed pod keeps its finalizer until its replacement exists (after the back-off).
+  assert.deepEqual(c.pods.get(first!.metadata!.name!)?.metadata?.finalizers, [
+    JOB_TRACKING_FINALIZER,
+  ]);
+  assert.equal(pod0().length, 0);
+  c.clock.step(10_000);
+  await c.sync();
+  const [second] = pod0();
+  assert.equal(second?.metadata?.annotations?.["batch.kubernetes.io/job-index-failure-count"], "1");
+  c.setPhase(second!.metadata!.name!, "Failed");
+  for (const p of c.pods.values())
+    if (completionIndex(p) === 1) c.setPhase(p.metadata!.name!, "Succeeded");
+  await c.sync();
+  await c.sync();
+  assert.equal(c.job.status?.failedIndexes, "0");
+  assert.equal(c.job.status?.completedIndexes, "1");
+  assert.equal(c.condition("Failed")?.reason, "FailedIndexes");
+  assert.equal(c.condition("Failed")?.message, "Job has failed indexes");
 });

@@ -1594,6 +1594,15 @@ export function jobDescriptorWith(o: JobControllerOptions = {}): ControllerDescr
             const job = resolve(pod);
             if (job?.spec?.managedBy && job.spec.managedBy !== JOB_CONTROLLER_NAME) return;
             if (job && !isJobFinished(job)) return;
+            // Not in the cache: make sure the Job is really gone before letting its pod go.
+            if (!job) {
+              try {
+                const live = await jobsClient.namespace(namespace).get(ref.name);
+                if (live.metadata?.uid === ref.uid && !isJobFinished(live)) return;
+              } catch (err) {
+                if (!isStatusError(err, "NotFound")) throw err;
+              }
+            }
           }
           try {
             await podsClient.namespace(namespace).patch(name, "strategic", REMOVE_FINALIZER_PATCH);
