@@ -8,16 +8,11 @@ test("--controllers: * enables the defaults, -name disables, name enables one", 
     selectControllers(flags)
       .enabled.map((d) => d.name)
       .sort();
-  assert.deepEqual(names(["*"]), [
-    "csrsigning",
-    "deployment",
-    "garbage-collector",
-    "namespace",
-    "replicaset",
-    "replicationcontroller",
-    "root-ca-cert-publisher",
-    "serviceaccount",
-  ]);
+  const defaults = names(["*"]);
+  for (const name of ["deployment", "replicaset", "garbage-collector", "nodelifecycle", "job"])
+    assert.ok(defaults.includes(name), name);
+  for (const name of ["bootstrapsigner", "tokencleaner"])
+    assert.ok(!defaults.includes(name), `${name} is off by default, as upstream`);
   assert.deepEqual(
     names(["*", "-garbagecollector", "-deployment-controller"]).includes("deployment"),
     false,
@@ -25,11 +20,11 @@ test("--controllers: * enables the defaults, -name disables, name enables one", 
   assert.deepEqual(names(["replicaset", "deployment"]), ["deployment", "replicaset"]);
   assert.ok(!isControllerEnabled(["tokencleaner"], true, ["*"]));
   assert.ok(isControllerEnabled(["tokencleaner"], true, ["*", "tokencleaner"]));
-  // kubeadm's flags are accepted; upstream controllers k8ts lacks are reported, not refused.
+  // kubeadm's flags; upstream controllers k8ts lacks are reported, not refused.
   const kubeadm = selectControllers(["*", "bootstrapsigner", "tokencleaner"]);
-  assert.ok(
-    kubeadm.missing.includes("bootstrapsigner") && kubeadm.missing.includes("tokencleaner"),
-  );
+  const enabled = kubeadm.enabled.map((d) => d.name);
+  assert.ok(enabled.includes("bootstrapsigner") && enabled.includes("tokencleaner"));
+  assert.ok(selectControllers(["*"]).missing.includes("persistentvolume-binder"));
   assert.throws(
     () => selectControllers(["*", "nosuch"]),
     /"nosuch" is not in the list of known controllers/,

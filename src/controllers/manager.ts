@@ -28,23 +28,54 @@ import type {
   Logger,
 } from "./context.js";
 import { errorMessage } from "./context.js";
-import { deploymentDescriptor } from "./deployment.js";
-import { garbageCollectorDescriptor } from "./garbagecollector.js";
-import { namespaceDescriptor } from "./namespace.js";
-import { replicaSetDescriptor, replicationControllerDescriptor } from "./replicaset.js";
-import { rootCACertPublisherDescriptor, serviceAccountDescriptor } from "./serviceaccount.js";
+import { bootstrapSignerDescriptor, tokenCleanerDescriptor } from "./bootstrap.js";
+import { cronJobDescriptor } from "./cronjob.js";
+import { csrApprovingDescriptor, csrCleanerDescriptor } from "./csrapproving.js";
 import { csrSigningDescriptor } from "./csrsigning.js";
+import { deploymentDescriptor } from "./deployment.js";
+import { disruptionDescriptor } from "./disruption.js";
+import { garbageCollectorDescriptor } from "./garbagecollector.js";
+import { hpaDescriptor } from "./hpa.js";
+import { jobDescriptor } from "./job.js";
+import { namespaceDescriptor } from "./namespace.js";
+import { nodeIpamDescriptor } from "./nodeipam.js";
+import { nodeLifecycleDescriptor } from "./nodelifecycle.js";
+import { podGCDescriptor } from "./podgc.js";
+import { pvcProtectionDescriptor, pvProtectionDescriptor } from "./protection.js";
+import { replicaSetDescriptor, replicationControllerDescriptor } from "./replicaset.js";
+import { resourceQuotaDescriptor } from "./resourcequota.js";
+import { rootCACertPublisherDescriptor, serviceAccountDescriptor } from "./serviceaccount.js";
+import { taintEvictionDescriptor } from "./tainteviction.js";
+import { ttlDescriptor } from "./ttl.js";
+import { ttlAfterFinishedDescriptor } from "./ttlafterfinished.js";
 
-/** The controllers k8ts runs, in upstream's start order. */
+/** The controllers k8ts runs, in upstream's start order (NewControllerDescriptors). */
 export const CONTROLLERS: readonly ControllerDescriptor[] = [
-  serviceAccountDescriptor,
-  rootCACertPublisherDescriptor,
   replicationControllerDescriptor,
+  podGCDescriptor,
+  resourceQuotaDescriptor,
   namespaceDescriptor,
+  serviceAccountDescriptor,
   garbageCollectorDescriptor,
+  jobDescriptor,
   deploymentDescriptor,
   replicaSetDescriptor,
+  hpaDescriptor,
+  disruptionDescriptor,
+  cronJobDescriptor,
   csrSigningDescriptor,
+  csrApprovingDescriptor,
+  csrCleanerDescriptor,
+  ttlDescriptor,
+  bootstrapSignerDescriptor,
+  tokenCleanerDescriptor,
+  nodeIpamDescriptor,
+  nodeLifecycleDescriptor,
+  taintEvictionDescriptor,
+  pvcProtectionDescriptor,
+  pvProtectionDescriptor,
+  ttlAfterFinishedDescriptor,
+  rootCACertPublisherDescriptor,
 ];
 
 /**
@@ -58,37 +89,10 @@ const NOT_YET: Record<string, boolean> = {
   "endpointslice-controller": true,
   endpointslicemirroring: true,
   "endpointslice-mirroring-controller": true,
-  podgc: true,
-  "pod-garbage-collector-controller": true,
-  resourcequota: true,
-  "resourcequota-controller": true,
   daemonset: true,
   "daemonset-controller": true,
-  job: true,
-  "job-controller": true,
-  horizontalpodautoscaling: true,
-  "horizontal-pod-autoscaler-controller": true,
-  disruption: true,
-  "disruption-controller": true,
   statefulset: true,
   "statefulset-controller": true,
-  cronjob: true,
-  "cronjob-controller": true,
-  csrapproving: true,
-  "certificatesigningrequest-approving-controller": true,
-  csrcleaner: true,
-  "certificatesigningrequest-cleaner-controller": true,
-  ttl: true,
-  "ttl-controller": true,
-  bootstrapsigner: false,
-  "bootstrap-signer-controller": false,
-  tokencleaner: false,
-  "token-cleaner-controller": false,
-  nodeipam: true,
-  "node-ipam-controller": true,
-  nodelifecycle: true,
-  "node-lifecycle-controller": true,
-  "taint-eviction-controller": true,
   service: true,
   "service-lb-controller": true,
   route: true,
@@ -103,12 +107,6 @@ const NOT_YET: Record<string, boolean> = {
   "persistentvolume-expander-controller": true,
   "clusterrole-aggregation": true,
   "clusterrole-aggregation-controller": true,
-  "pvc-protection": true,
-  "persistentvolumeclaim-protection-controller": true,
-  "pv-protection": true,
-  "persistentvolume-protection-controller": true,
-  "ttl-after-finished": true,
-  "ttl-after-finished-controller": true,
   "ephemeral-volume": true,
   "ephemeral-volume-controller": true,
   "legacy-serviceaccount-token-cleaner": true,
