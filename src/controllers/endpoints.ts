@@ -43,6 +43,8 @@ export const OVER_CAPACITY = "endpoints.kubernetes.io/over-capacity";
 export const HEADLESS_LABEL = "service.kubernetes.io/headless";
 /** The annotation of the Endpoints-based leader election records, never touched. */
 export const LEADER_ANNOTATION = "control-plane.alpha.kubernetes.io/leader";
+/** How soon a sync that found its cache behind its own writes runs again (ms). */
+const STALE_RETRY = 100;
 /** Most addresses one Endpoints object holds (upstream's maxCapacity). */
 export const MAX_CAPACITY = 1000;
 
@@ -166,6 +168,16 @@ export class TriggerTimeTracker {
   private readonly states = new Map<string, { service: number; pods: Map<string, number> }>();
 
   compute(namespace: string, svc: Service, pods: Pod[]): number {
+    const { time, commit } = this.pending(namespace, svc, pods);
+    commit();
+    return time;
+  }
+
+  /**
+   * The trigger time without recording what it saw until `commit` is called: a sync that does
+   * not get to write (its cache was behind) leaves the change to the sync that writes it.
+   */
+  pending(namespace: string, svc: Service, pods: Pod[]): { time: number; commit: () => void } {
     const key = `${namespace}/${svc.metadata?.name ?? ""}`;
     const state = this.states.get(key);
     let min = 0;
@@ -179,8 +191,10 @@ export class TriggerTimeTracker {
     }
     const svcTime = timeOf(svc.metadata?.creationTimestamp);
     if (svcTime > (state?.service ?? 0)) min = earliest(min, svcTime);
-    this.states.set(key, { service: svcTime, pods: podTimes });
-    return state ? min : svcTime;
+    return {
+      time: state ? min : svcTime,
+      commit: () => void this.states.set(key, { service: svcTime, pods: podTimes }),
+    };
   }
 
   deleteService(namespace: string, name: string): void {
@@ -224,31 +238,34 @@ function spewPtr(type: string, v: string | number | undefined): string {
   return `(*${type})${v === undefined ? "<nil>" : String(v)}`;
 }
 
-function spewCorePortBody(p: EndpointPort): string {
-  return `{Name:(string)${p.name ?? ""} Port:(int32)${p.port} Protocol:(v1.Protocol)${
+function spewCorePortBody(p: EndpointPort, pkg = "v1"): string {
+  return `{Name:(string)${p.name ?? ""} Port:(int32)${p.port} Protocol:(${pkg}.Protocol)${
     p.protocol ?? ""
   } AppProtocol:${spewPtr("string", p.appProtocol)}}`;
 }
 
-/** The dump of a core/v1 EndpointPort value. */
-export function spewCoreEndpointPort(p: EndpointPort): string {
-  return `(v1.EndpointPort)${spewCorePortBody(p)}`;
+/**
+ * The dump of a core/v1 EndpointPort value (`pkg` "core" dumps the API server's internal type,
+ * which it repacks Endpoints with).
+ */
+export function spewCoreEndpointPort(p: EndpointPort, pkg = "v1"): string {
+  return `(${pkg}.EndpointPort)${spewCorePortBody(p, pkg)}`;
 }
 
-function spewObjectReference(r: ObjectReference | undefined): string {
-  if (!r) return "(*v1.ObjectReference)<nil>";
-  return `(*v1.ObjectReference){Kind:(string)${r.kind ?? ""} Namespace:(string)${
+function spewObjectReference(r: ObjectReference | undefined, pkg: string): string {
+  if (!r) return `(*${pkg}.ObjectReference)<nil>`;
+  return `(*${pkg}.ObjectReference){Kind:(string)${r.kind ?? ""} Namespace:(string)${
     r.namespace ?? ""
   } Name:(string)${r.name ?? ""} UID:(types.UID)${r.uid ?? ""} APIVersion:(string)${
     r.apiVersion ?? ""
   } ResourceVersion:(string)${r.resourceVersion ?? ""} FieldPath:(string)${r.fieldPath ?? ""}}`;
 }
 
-function spewAddressBody(a: EndpointAddress): string {
+function spewAddressBody(a: EndpointAddress, pkg: string): string {
   return `{IP:(string)${a.ip} Hostname:(string)${a.hostname ?? ""} NodeName:${spewPtr(
     "string",
     a.nodeName,
-  )} TargetRef:${spewObjectReference(a.targetRef)}}`;
+  )} TargetRef:${spewObjectReference(a.targetRef, pkg)}}`;
 }
 
 function spewSlice<T>(type: string, items: T[] | undefined, body: (x: T) => string): string {
@@ -256,16 +273,17 @@ function spewSlice<T>(type: string, items: T[] | undefined, body: (x: T) => stri
 }
 
 /** The dump of a core/v1 EndpointSubset value (an absent list is a nil slice). */
-export function spewEndpointSubset(s: EndpointSubset): string {
-  return `(v1.EndpointSubset){Addresses:${spewSlice(
-    "v1.EndpointAddress",
+export function spewEndpointSubset(s: EndpointSubset, pkg = "v1"): string {
+  const addr = (a: EndpointAddress) => spewAddressBody(a, pkg);
+  return `(${pkg}.EndpointSubset){Addresses:${spewSlice(
+    `${pkg}.EndpointAddress`,
     s.addresses,
-    spewAddressBody,
-  )} NotReadyAddresses:${spewSlice(
-    "v1.EndpointAddress",
-    s.notReadyAddresses,
-    spewAddressBody,
-  )} Ports:${spewSlice("v1.EndpointPort", s.ports, spewCorePortBody)}}`;
+    addr,
+  )} NotReadyAddresses:${spewSlice(`${pkg}.EndpointAddress`, s.notReadyAddresses, addr)} Ports:${spewSlice(
+    `${pkg}.EndpointPort`,
+    s.ports,
+    (p) => spewCorePortBody(p, pkg),
+  )}}`;
 }
 
 /** Sorts by the MD5 of each element's dump, as upstream's portsByHash and subsetsByHash. */
@@ -288,14 +306,17 @@ function compareAddresses(a: EndpointAddress, b: EndpointAddress): number {
   return lessEndpointAddress(a, b) ? -1 : lessEndpointAddress(b, a) ? 1 : 0;
 }
 
-/** Sorts addresses, ports and subsets in place as upstream's SortSubsets. */
-export function sortSubsets(subsets: EndpointSubset[]): EndpointSubset[] {
+/**
+ * Sorts addresses, ports and subsets in place as upstream's SortSubsets; `pkg` names the Go
+ * package of the types hashed ("v1" in controllers, "core" in the API server).
+ */
+export function sortSubsets(subsets: EndpointSubset[], pkg = "v1"): EndpointSubset[] {
   for (const s of subsets) {
     s.addresses?.sort(compareAddresses);
     s.notReadyAddresses?.sort(compareAddresses);
-    if (s.ports) sortByHash(s.ports, spewCoreEndpointPort);
+    if (s.ports) sortByHash(s.ports, (p) => spewCoreEndpointPort(p, pkg));
   }
-  return sortByHash(subsets, spewEndpointSubset);
+  return sortByHash(subsets, (x) => spewEndpointSubset(x, pkg));
 }
 
 function portKey(p: EndpointPort): string {
@@ -309,7 +330,7 @@ function portKey(p: EndpointPort): string {
  * without ports keep their addresses in a subset without ports. Absent lists stand for Go's nil
  * slices.
  */
-export function repackSubsets(subsets: EndpointSubset[]): EndpointSubset[] {
+export function repackSubsets(subsets: EndpointSubset[], pkg = "v1"): EndpointSubset[] {
   const allAddrs = new Map<string, EndpointAddress>();
   const byPort = new Map<string, { port: EndpointPort | undefined; ready: Map<string, boolean> }>();
   const map = (addr: EndpointAddress, port: EndpointPort | undefined, ready: boolean) => {
@@ -346,7 +367,7 @@ export function repackSubsets(subsets: EndpointSubset[]): EndpointSubset[] {
     if (g.ports.length) s.ports = g.ports;
     out.push(s);
   }
-  return sortSubsets(out);
+  return sortSubsets(out, pkg);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -609,16 +630,20 @@ export function endpointsDescriptorWith(
             return;
           }
           if (svc.spec?.type === "ExternalName" || !hasSelector(svc)) return;
-          const selected = selectedPods(pods.store, svc);
-          const triggerTime = triggerTimes.compute(namespace, svc, selected);
-          const subsets = endpointSubsetsFor(svc, selected);
           const current = endpoints.store.get(key);
+          // Upstream fails the sync when the cache is behind this controller's own writes and
+          // backs off; k8ts retries soon without growing the back-off, and checks before the
+          // trigger time is taken, so that the retry still writes it.
           if (current && staleVersions.get(key) === current.metadata?.resourceVersion)
-            throw new Error(
-              `endpoints informer cache is out of date, resource version ${current.metadata?.resourceVersion} already processed for endpoints ${key}`,
-            );
+            return { requeueAfter: STALE_RETRY };
+          const selected = selectedPods(pods.store, svc);
+          const { time: triggerTime, commit } = triggerTimes.pending(namespace, svc, selected);
+          const subsets = endpointSubsetsFor(svc, selected);
           const next = desiredEndpoints(svc, current, subsets, triggerTime);
-          if (!next) return;
+          if (!next) {
+            commit();
+            return undefined;
+          }
           try {
             if (!current) {
               await epClient.create(next);
@@ -627,6 +652,7 @@ export function endpointsDescriptorWith(
               if (updated.metadata?.resourceVersion !== current.metadata?.resourceVersion)
                 staleVersions.set(key, current.metadata?.resourceVersion ?? "");
             }
+            commit();
           } catch (err) {
             if (
               !current &&
@@ -634,6 +660,9 @@ export function endpointsDescriptorWith(
               err.details?.causes?.some((cause) => cause.reason === "NamespaceTerminating")
             )
               return;
+            // Created meanwhile: the cache has not seen it yet.
+            if (!current && isStatusError(err, "AlreadyExists"))
+              return { requeueAfter: STALE_RETRY };
             if (!current)
               recorder.event(
                 next,

@@ -64,6 +64,9 @@ export const MAX_ENDPOINTS_PER_SLICE = 100;
 
 export type AddressType = "IPv4" | "IPv6";
 
+/** How soon a sync that found its cache behind its own writes runs again (ms). */
+export const STALE_RETRY = 100;
+
 // ---------------------------------------------------------------------------------------------
 // Shared with the mirroring controller.
 
@@ -781,9 +784,10 @@ export function endpointSliceDescriptorWith(
             name,
             ENDPOINTSLICE_CONTROLLER_NAME,
           ).filter((s) => !s.metadata?.deletionTimestamp);
-          if (tracker.staleSlices(namespace, name, existing))
-            throw new Error("EndpointSlice informer cache is out of date");
-          const triggerTime = triggerTimes.compute(namespace, svc, selected);
+          // Upstream fails the sync here and backs off; the cache is merely behind this
+          // controller's own writes, so k8ts retries soon without growing the back-off.
+          if (tracker.staleSlices(namespace, name, existing)) return { requeueAfter: STALE_RETRY };
+          const { time: triggerTime, commit } = triggerTimes.pending(namespace, svc, selected);
           const { plans, deleteUnsupported, errors } = planEndpointSlices({
             service: svc,
             pods: selected,
@@ -810,6 +814,7 @@ export function endpointSliceDescriptorWith(
               );
             }
           }
+          if (errors.length === 0) commit();
           if (errors.length) {
             const message = aggregateMessage(errors);
             recorder.event(

@@ -45,6 +45,7 @@ import {
   serviceKeyOfSlice,
   type SlicePlan,
   sliceRateLimiter,
+  STALE_RETRY,
 } from "./endpointslice.js";
 import { semanticEqual, watchOf } from "./util.js";
 
@@ -421,17 +422,17 @@ export function endpointSliceMirroringDescriptorWith(
           const ep = endpoints.store.get(key);
           const svc = services.store.get(key);
           if (!ep || !shouldMirror(ep) || !svc || hasSelector(svc))
-            return deleteMirroredSlices(namespace, name);
+            return void (await deleteMirroredSlices(namespace, name));
           const existing = managedSlices(
             slices.store.listNamespace(namespace),
             name,
             MIRRORING_CONTROLLER_NAME,
           );
-          if (tracker.staleSlices(namespace, name, existing))
-            throw new Error("EndpointSlice informer cache is out of date");
+          if (tracker.staleSlices(namespace, name, existing)) return { requeueAfter: STALE_RETRY };
           const { plan, events } = planMirroredSlices(ep, existing, max);
           for (const e of events) recorder.event(ep, "Warning", e.reason, e.message);
           await finalize(ep, plan);
+          return undefined;
         },
       });
 
