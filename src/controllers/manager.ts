@@ -34,6 +34,9 @@ import { csrApprovingDescriptor, csrCleanerDescriptor } from "./csrapproving.js"
 import { csrSigningDescriptor } from "./csrsigning.js";
 import { deploymentDescriptor } from "./deployment.js";
 import { disruptionDescriptor } from "./disruption.js";
+import { endpointsDescriptor } from "./endpoints.js";
+import { endpointSliceDescriptor } from "./endpointslice.js";
+import { endpointSliceMirroringDescriptor } from "./endpointslicemirroring.js";
 import { garbageCollectorDescriptor } from "./garbagecollector.js";
 import { hpaDescriptor } from "./hpa.js";
 import { jobDescriptor } from "./job.js";
@@ -51,6 +54,9 @@ import { ttlAfterFinishedDescriptor } from "./ttlafterfinished.js";
 
 /** The controllers k8ts runs, in upstream's start order (NewControllerDescriptors). */
 export const CONTROLLERS: readonly ControllerDescriptor[] = [
+  endpointsDescriptor,
+  endpointSliceDescriptor,
+  endpointSliceMirroringDescriptor,
   replicationControllerDescriptor,
   podGCDescriptor,
   resourceQuotaDescriptor,
@@ -83,12 +89,6 @@ export const CONTROLLERS: readonly ControllerDescriptor[] = [
  * marked false are off by default upstream.
  */
 const NOT_YET: Record<string, boolean> = {
-  endpoints: true,
-  "endpoints-controller": true,
-  endpointslice: true,
-  "endpointslice-controller": true,
-  endpointslicemirroring: true,
-  "endpointslice-mirroring-controller": true,
   daemonset: true,
   "daemonset-controller": true,
   statefulset: true,
