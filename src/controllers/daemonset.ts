@@ -887,7 +887,9 @@ export function daemonSetController(ctx: ControllerContext) {
     informers,
     for: "apps/v1/DaemonSet",
     owns: ["v1/Pod", "apps/v1/ControllerRevision"],
-    watches: [watchOf("v1/Pod", orphanOwners)],
+    // Nodes are handled below (by what changed); listing them here makes the workers wait for
+    // the node cache.
+    watches: [watchOf("v1/Pod", orphanOwners), watchOf("v1/Node", () => [])],
     workers: ctx.options.concurrency.daemonset ?? 2,
     clock,
     onError: (err, req) =>

@@ -861,7 +861,13 @@ export function statefulSetController(ctx: ControllerContext) {
     informers,
     for: "apps/v1/StatefulSet",
     owns: ["v1/Pod"],
-    watches: [watchOf("v1/Pod", orphanOwners)],
+    // Claims and revisions are read from their caches; listing them here makes the workers
+    // wait until those caches are filled.
+    watches: [
+      watchOf("v1/Pod", orphanOwners),
+      watchOf("v1/PersistentVolumeClaim", () => []),
+      watchOf("apps/v1/ControllerRevision", () => []),
+    ],
     workers: ctx.options.concurrency.statefulset ?? 5,
     clock,
     onError: (err, req) =>
