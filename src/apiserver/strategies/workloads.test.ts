@@ -231,3 +231,17 @@ test("replication controllers default their selector and labels from the templat
   assert.equal(spec.replicas, 1);
   assert.deepEqual(obj.status, { replicas: 0 });
 });
+
+test("a daemon set's template generation annotation starts at 1 and counts template changes", () => {
+  const ds = create("apps/daemonsets", workload("DaemonSet", "apps/v1")).obj;
+  const gen = (o: KObject) => o.metadata?.annotations?.["deprecated.daemonset.template.generation"];
+  assert.equal(gen(ds), "1");
+  const same = structuredClone(ds);
+  same.metadata!.annotations = { "deprecated.daemonset.template.generation": "7" };
+  assert.equal(gen(update("apps/daemonsets", same, ds).obj), "1", "not the client's to set");
+  const changed = structuredClone(ds);
+  (
+    changed.spec as { template: { spec: { containers: { image: string }[] } } }
+  ).template.spec.containers[0]!.image = "busybox:2";
+  assert.equal(gen(update("apps/daemonsets", changed, ds).obj), "2");
+});

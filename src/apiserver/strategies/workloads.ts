@@ -15,6 +15,7 @@ import {
 import {
   at,
   child,
+  deepEqual,
   forbidden,
   goIntOrString,
   goLabelSelector,
@@ -530,10 +531,32 @@ export function validateDaemonSet(obj: KObject): FieldError[] {
   return errs;
 }
 
+/**
+ * apps/v1 keeps the DaemonSet's template generation in this annotation: 1 at create, one more
+ * each time an update changes the template, whatever the client sent (the controller labels its
+ * pods `pod-template-generation` from it).
+ */
+export const DS_TEMPLATE_GENERATION = "deprecated.daemonset.template.generation";
+
+function setTemplateGeneration(obj: KObject, generation: number): void {
+  const meta = (obj.metadata ??= {});
+  meta.annotations = { ...meta.annotations, [DS_TEMPLATE_GENERATION]: String(generation) };
+}
+
 export const daemonSetStrategy: Partial<Strategy> = {
   tracksGeneration: true,
   defaults: defaultDaemonSet,
-  ...resetStatus(DS_STATUS),
+  prepareForCreate(obj) {
+    resetStatus(DS_STATUS).prepareForCreate!(obj);
+    setTemplateGeneration(obj, 1);
+  },
+  prepareForUpdate(obj, old) {
+    const before = Number(old.metadata?.annotations?.[DS_TEMPLATE_GENERATION] ?? "0") || 0;
+    const template = (o: KObject) => (o.spec as { template?: unknown } | undefined)?.template;
+    const changed = !deepEqual(template(obj), template(old));
+    const next = before + (changed ? 1 : 0);
+    if (next > 0) setTemplateGeneration(obj, next);
+  },
   validate: validateDaemonSet,
   validateUpdate: (obj, old) => [...validateDaemonSet(obj), ...selectorImmutable(obj, old)],
 };
