@@ -33,6 +33,7 @@ import { cronJobDescriptor } from "./cronjob.js";
 import { csrApprovingDescriptor, csrCleanerDescriptor } from "./csrapproving.js";
 import { csrSigningDescriptor } from "./csrsigning.js";
 import { deploymentDescriptor } from "./deployment.js";
+import { daemonSetDescriptor } from "./daemonset.js";
 import { disruptionDescriptor } from "./disruption.js";
 import { endpointsDescriptor } from "./endpoints.js";
 import { endpointSliceDescriptor } from "./endpointslice.js";
@@ -48,6 +49,7 @@ import { pvcProtectionDescriptor, pvProtectionDescriptor } from "./protection.js
 import { replicaSetDescriptor, replicationControllerDescriptor } from "./replicaset.js";
 import { resourceQuotaDescriptor } from "./resourcequota.js";
 import { rootCACertPublisherDescriptor, serviceAccountDescriptor } from "./serviceaccount.js";
+import { statefulSetDescriptor } from "./statefulset.js";
 import { taintEvictionDescriptor } from "./tainteviction.js";
 import { ttlDescriptor } from "./ttl.js";
 import { ttlAfterFinishedDescriptor } from "./ttlafterfinished.js";
@@ -63,11 +65,13 @@ export const CONTROLLERS: readonly ControllerDescriptor[] = [
   namespaceDescriptor,
   serviceAccountDescriptor,
   garbageCollectorDescriptor,
+  daemonSetDescriptor,
   jobDescriptor,
   deploymentDescriptor,
   replicaSetDescriptor,
   hpaDescriptor,
   disruptionDescriptor,
+  statefulSetDescriptor,
   cronJobDescriptor,
   csrSigningDescriptor,
   csrApprovingDescriptor,
@@ -89,10 +93,6 @@ export const CONTROLLERS: readonly ControllerDescriptor[] = [
  * marked false are off by default upstream.
  */
 const NOT_YET: Record<string, boolean> = {
-  daemonset: true,
-  "daemonset-controller": true,
-  statefulset: true,
-  "statefulset-controller": true,
   service: true,
   "service-lb-controller": true,
   route: true,
