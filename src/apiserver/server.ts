@@ -605,17 +605,16 @@ export class APIServer {
         nodes: this.registry("", "v1", "nodes"),
         admit: (req) =>
           this.admission.hook({
-            ...req,
+            operation: req.operation,
             user,
             group: info.apiGroup,
             version: info.apiVersion,
             resource: info.resource,
-            kind: {
-              group: registry.def.group,
-              version: registry.def.version,
-              kind: registry.def.kind,
-            },
+            subresource: req.subresource,
+            kind: registry.gvk,
             namespace: info.namespace,
+            name: req.name,
+            dryRun: req.dryRun,
           }),
       },
       this.shutdown.signal,

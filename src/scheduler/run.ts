@@ -311,7 +311,7 @@ export class SchedulerRunner {
             lastTransitionTime:
               old && old.status === condition.status && old.lastTransitionTime
                 ? old.lastTransitionTime
-                : formatTime(new Date()),
+                : formatTime(),
           },
         ];
       }

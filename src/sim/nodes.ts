@@ -199,7 +199,7 @@ export class NodeSimulator {
   }
 
   private nodeStatus(n: NodeState): NodeStatus {
-    const t = formatTime(new Date());
+    const t = formatTime();
     const cond = (
       type: string,
       status: string,
@@ -503,7 +503,7 @@ export class NodeSimulator {
       this.o.log.error(`No pod IP left in ${formatCIDR(node.cidr)} on node "${node.spec.name}"`);
       return;
     }
-    const t = formatTime(new Date());
+    const t = formatTime();
     const cond = (type: string): PodCondition =>
       ({
         type,

@@ -34,10 +34,18 @@ export class Admission {
   hook(req: AdmissionRequest): AdmissionHook {
     const warnings: string[] = [];
     const attrs = (obj: KObject | undefined, old: KObject | undefined): AdmissionAttributes => ({
-      ...req,
+      operation: req.operation,
+      user: req.user,
+      group: req.group,
+      version: req.version,
+      resource: req.resource,
+      subresource: req.subresource,
+      kind: req.kind,
+      namespace: req.namespace,
       name: req.name || obj?.metadata?.name || "",
       object: obj,
       oldObject: old,
+      dryRun: req.dryRun,
       warnings,
     });
     return {

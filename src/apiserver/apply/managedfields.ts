@@ -392,7 +392,7 @@ function trackCreate(shape: Shape, next: KObject, ctx: ManagedContext): KObject 
   entry.manager = ctx.manager || "unknown";
   entry.operation = "Update";
   entry.apiVersion = ctx.apiVersion;
-  entry.time = formatTime(ctx.now ?? new Date());
+  entry.time = ctx.now ? formatTime(ctx.now) : formatTime();
   entry.fieldsType = "FieldsV1";
   let parsed: unknown;
   Object.defineProperty(entry, "fieldsV1", {

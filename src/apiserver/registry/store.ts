@@ -117,6 +117,8 @@ function parseRV(rv: string | undefined, what = "resourceVersion"): number | und
  */
 export class Registry {
   readonly gr: GroupResource;
+  /** The group, version and kind of the objects this registry serves (one object, shared). */
+  readonly gvk: { readonly group: string; readonly version: string; readonly kind: string };
   /** The lease objects of a TTL'd resource are attached to, reused while it is fresh. */
   private lease: { id: number; grantedAt: number; uses: number } | undefined;
   private watchCache: WatchCache | undefined;
@@ -147,6 +149,7 @@ export class Registry {
     private readonly store: Store,
   ) {
     this.gr = { group: def.group, resource: def.resource };
+    this.gvk = { group: def.group, version: def.version, kind: def.kind };
     this.conversion = conversionFor(def.group, def.version, def.resource);
     this.head = Buffer.from(`{"apiVersion":"${this.apiVersion}","kind":"${def.kind}","metadata":{`);
   }
