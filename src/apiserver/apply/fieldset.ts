@@ -1145,29 +1145,50 @@ function quoted(s: string): string {
   return '"' + s + '"';
 }
 
+const ROOT = fieldElement("");
+
 /** A node of the trie createdFieldsV1JSON builds: whether its path is a member, and what is below. */
 class Node {
   member = false;
-  kids: Map<string, { pe: PathElement; node: Node }> | undefined;
+  kids: Node[] | undefined;
+  /** The kids by element id, once there are more than a few to search. */
+  private index: Map<string, Node> | undefined;
+
+  constructor(readonly pe: PathElement) {}
 
   kid(pe: PathElement): Node {
-    this.kids ??= new Map();
-    let k = this.kids.get(pe.id);
-    if (!k) this.kids.set(pe.id, (k = { pe, node: new Node() }));
-    return k.node;
+    const kids = (this.kids ??= []);
+    if (this.index) {
+      const k = this.index.get(pe.id);
+      if (k) return k;
+    } else {
+      for (let i = kids.length - 1; i >= 0; i--) if (kids[i]!.pe.id === pe.id) return kids[i]!;
+    }
+    const n = new Node(pe);
+    kids.push(n);
+    if (this.index) this.index.set(pe.id, n);
+    else if (kids.length > 8) this.index = new Map(kids.map((k) => [k.pe.id, k]));
+    return n;
   }
 
   /** FieldsV1 JSON of this node's subtree; "" when nothing is set in it. */
   json(): string {
-    if (!this.kids) return this.member ? "{}" : "";
-    const kids = [...this.kids.values()].sort((a, b) => comparePathElements(a.pe, b.pe));
+    const kids = this.kids;
+    if (!kids) return this.member ? "{}" : "";
+    // Objects mostly hold their fields in order already: sort only when they do not.
+    for (let i = 1; i < kids.length; i++) {
+      if (comparePathElements(kids[i - 1]!.pe, kids[i]!.pe) > 0) {
+        kids.sort((a, b) => comparePathElements(a.pe, b.pe));
+        break;
+      }
+    }
     let out = this.member ? '{".":{}' : "{";
     let any = false;
-    for (const { pe, node } of kids) {
+    for (const node of kids) {
       const sub = node.json();
       if (sub === "") continue;
       if (any || this.member) out += ",";
-      out += quoted(pe.id) + ":" + sub;
+      out += quoted(node.pe.id) + ":" + sub;
       any = true;
     }
     if (!any) return this.member ? "{}" : "";
@@ -1188,7 +1209,7 @@ export function createdFieldsV1JSON(
   skip: ReadonlySet<string>,
   strip: FieldSet,
 ): string {
-  const root = new Node();
+  const root = new Node(ROOT);
   const lo = EMPTY_STRUCT;
   const ro = isObject(obj) ? obj : undefined;
   if (!ro || valueKind(shape, lo, ro) !== "map" || isAtomic(shape)) return "";
@@ -1199,9 +1220,9 @@ export function createdFieldsV1JSON(
 
 function stripExact(node: Node, strip: FieldSet): void {
   if (!node.kids) return;
-  for (const { pe, node: kid } of node.kids.values()) {
-    if (strip.hasMember(pe)) kid.member = false;
-    const below = strip.child(pe);
+  for (const kid of node.kids) {
+    if (strip.hasMember(kid.pe)) kid.member = false;
+    const below = strip.child(kid.pe);
     if (below) stripExact(kid, below);
   }
 }
