@@ -26,7 +26,14 @@ import { isStatusError } from "../api/status.js";
 import { controller } from "../client/controller.js";
 import type { Informer } from "../client/informer.js";
 import type { KObject } from "../client/kinds.js";
-import { podTotals } from "../apiserver/admission/plugins/limit-ranger.js";
+import {
+  isExtendedForQuota,
+  podMatchesScope,
+  POD_RESOURCE_PREFIXES,
+  podUsage,
+  POD_RESOURCES,
+  type ScopeSelector,
+} from "../apiserver/admission/plugins/quota.js";
 import {
   addLists,
   listToJSON,
@@ -36,18 +43,10 @@ import {
   type ResourceList,
 } from "../apiserver/admission/plugins/util.js";
 import { cmpQuantity } from "../apiserver/strategies/quantity.js";
-import { podQOSClass } from "../apiserver/strategies/pod.js";
-import type { Obj } from "../apiserver/strategies/util.js";
 import { errorMessage, type ControllerDescriptor } from "./context.js";
 
 /** --resource-quota-sync-period's default. */
 export const RESOURCE_QUOTA_SYNC_PERIOD = 5 * 60_000;
-
-export interface ScopeSelector {
-  scopeName: string;
-  operator: string;
-  values?: string[];
-}
 
 /** How one kind of object is counted against quotas (upstream's quota evaluators). */
 export interface QuotaEvaluator {
@@ -59,130 +58,14 @@ export interface QuotaEvaluator {
   usage(obj: KObject, now: number): ResourceList;
 }
 
-const POD_RESOURCES = new Set([
-  "cpu",
-  "memory",
-  "ephemeral-storage",
-  "requests.cpu",
-  "requests.memory",
-  "requests.ephemeral-storage",
-  "limits.cpu",
-  "limits.memory",
-  "limits.ephemeral-storage",
-  "pods",
-  "count/pods",
-]);
-
-/** A domain-qualified resource name outside kubernetes.io (IsExtendedResourceName). */
-function isExtendedResourceName(name: string): boolean {
-  return name.includes("/") && !name.includes("kubernetes.io/") && !name.startsWith("requests.");
-}
-
-function podComputeUsage(requests: ResourceList, limits: ResourceList): ResourceList {
-  const out: ResourceList = new Map([["pods", quantity(1)]]);
-  for (const r of ["cpu", "memory", "ephemeral-storage"]) {
-    const req = requests.get(r);
-    if (req) {
-      out.set(r, req);
-      out.set(`requests.${r}`, req);
-    }
-    const lim = limits.get(r);
-    if (lim) out.set(`limits.${r}`, lim);
-  }
-  for (const [name, q] of requests) {
-    if (name.startsWith("hugepages-")) {
-      out.set(name, q);
-      out.set(`requests.${name}`, q);
-    }
-    if (isExtendedResourceName(name)) out.set(`requests.${name}`, q);
-  }
-  return out;
-}
-
-/** Whether a pod still counts for compute resources (upstream's QuotaV1Pod). */
-export function podCountsForCompute(pod: Pod, now: number): boolean {
-  const phase = pod.status?.phase;
-  if (phase === "Failed" || phase === "Succeeded") return false;
-  const meta = pod.metadata;
-  if (meta?.deletionTimestamp && typeof meta.deletionGracePeriodSeconds === "number") {
-    if (now > Date.parse(meta.deletionTimestamp) + meta.deletionGracePeriodSeconds * 1000)
-      return false;
-  }
-  return true;
-}
-
-/** What one pod uses (upstream's PodUsageFunc). */
-export function podUsage(pod: Pod, now: number): ResourceList {
-  const out: ResourceList = new Map([["count/pods", quantity(1)]]);
-  if (!podCountsForCompute(pod, now)) return out;
-  const requests = podTotals(pod, (c) => resourceList(c.resources?.requests));
-  const limits = podTotals(pod, (c) => resourceList(c.resources?.limits));
-  const overhead = resourceList(pod.spec?.overhead);
-  const withOverhead = addLists(requests, overhead);
-  for (const [k, v] of overhead) {
-    const l = limits.get(k);
-    if (l) limits.set(k, addLists(new Map([[k, l]]), new Map([[k, v]])).get(k)!);
-  }
-  return addLists(out, podComputeUsage(withOverhead, limits));
-}
-
-function crossNamespaceAffinity(pod: Pod): boolean {
-  const affinity = pod.spec?.affinity;
-  for (const a of [affinity?.podAffinity, affinity?.podAntiAffinity]) {
-    if (!a) continue;
-    const terms = [
-      ...(a.requiredDuringSchedulingIgnoredDuringExecution ?? []),
-      ...(a.preferredDuringSchedulingIgnoredDuringExecution ?? []).map((w) => w.podAffinityTerm),
-    ];
-    if (terms.some((t) => (t.namespaces ?? []).length > 0 || t.namespaceSelector)) return true;
-  }
-  return false;
-}
-
-/** Whether a pod falls under a quota scope. */
-export function podMatchesScope(scope: ScopeSelector, pod: Pod): boolean {
-  const terminating =
-    typeof pod.spec?.activeDeadlineSeconds === "number" && pod.spec.activeDeadlineSeconds >= 0;
-  const bestEffort = podQOSClass((pod.spec ?? {}) as unknown as Obj) === "BestEffort";
-  switch (scope.scopeName) {
-    case "Terminating":
-      return terminating;
-    case "NotTerminating":
-      return !terminating;
-    case "BestEffort":
-      return bestEffort;
-    case "NotBestEffort":
-      return !bestEffort;
-    case "PriorityClass": {
-      const pc = pod.spec?.priorityClassName ?? "";
-      switch (scope.operator) {
-        case "Exists":
-          return pc !== "";
-        case "In":
-          return (scope.values ?? []).includes(pc);
-        case "NotIn":
-          return !(scope.values ?? []).includes(pc);
-        default:
-          // DoesNotExist: the label set always holds the PriorityClass key.
-          return false;
-      }
-    }
-    case "CrossNamespacePodAffinity":
-      return crossNamespaceAffinity(pod);
-    default:
-      return false;
-  }
-}
-
 export const podEvaluator: QuotaEvaluator = {
   kind: "v1/Pod",
   matchingResources: (names) =>
     names.filter(
       (n) =>
         POD_RESOURCES.has(n) ||
-        n.startsWith("hugepages-") ||
-        n.startsWith("requests.hugepages-") ||
-        (n.startsWith("requests.") && isExtendedResourceName(n.slice("requests.".length))),
+        POD_RESOURCE_PREFIXES.some((p) => n.startsWith(p)) ||
+        isExtendedForQuota(n),
     ),
   matchesScope: (scope, obj) => podMatchesScope(scope, obj as Pod),
   usage: (obj, now) => podUsage(obj as Pod, now),

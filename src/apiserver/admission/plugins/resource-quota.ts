@@ -14,13 +14,18 @@
  * refuses (`status unknown for quota`). Charging re-checks each quota as stored, with retries on
  * concurrent changes; dry runs charge nothing.
  */
-import type { Pod } from "kubernetes-types/core/v1.js";
 import type { KObject } from "../../registry/types.js";
-import { podQOSClass } from "../../strategies/pod.js";
 import { cmpQuantity } from "../../strategies/quantity.js";
-import type { Obj } from "../../strategies/util.js";
 import type { AdmissionAttributes, AdmissionContext, AdmissionPlugin } from "../types.js";
-import { podTotals } from "./limit-ranger.js";
+import {
+  computeUsage,
+  isExtendedForQuota,
+  podMatchesScope,
+  podUsage,
+  POD_RESOURCE_PREFIXES,
+  POD_RESOURCES,
+  type ScopeSelector,
+} from "./quota.js";
 import {
   addLists,
   admissionForbidden,
@@ -35,12 +40,6 @@ import {
   ZERO_QUANTITY,
   type ResourceList,
 } from "./util.js";
-
-interface ScopeSelector {
-  scopeName: string;
-  operator: string;
-  values?: string[];
-}
 
 interface Evaluator {
   handles(a: AdmissionAttributes): boolean;
@@ -93,20 +92,6 @@ function objectCountEvaluator(group: string, resource: string): Evaluator {
 // ---------------------------------------------------------------------------------------------
 // Pods.
 
-const POD_RESOURCES = new Set([
-  "cpu",
-  "memory",
-  "ephemeral-storage",
-  "requests.cpu",
-  "requests.memory",
-  "requests.ephemeral-storage",
-  "limits.cpu",
-  "limits.memory",
-  "limits.ephemeral-storage",
-  "pods",
-  "count/pods",
-]);
-const POD_RESOURCE_PREFIXES = ["hugepages-", "requests.hugepages-"];
 /** The resources whose quotas require every container to ask for them explicitly. */
 const VALIDATION_SET = new Set([
   "cpu",
@@ -117,113 +102,9 @@ const VALIDATION_SET = new Set([
   "limits.memory",
 ]);
 
-/** Upstream's IsExtendedResourceName: a domain-qualified name outside kubernetes.io. */
-function isExtendedResourceName(name: string): boolean {
-  if (!name.includes("/") || name.includes("kubernetes.io/")) return false;
-  if (name.startsWith("requests.")) return false;
-  return true;
-}
-
-const isExtendedForQuota = (name: string) =>
-  name.startsWith("requests.") && isExtendedResourceName(name.slice("requests.".length));
-
-/** The usage one container's (or a pod's) requests and limits amount to. */
-function computeUsage(requests: ResourceList, limits: ResourceList): ResourceList {
-  const out: ResourceList = new Map([["pods", quantity(1)]]);
-  for (const r of ["cpu", "memory", "ephemeral-storage"]) {
-    const req = requests.get(r);
-    if (req) {
-      out.set(r, req);
-      out.set(`requests.${r}`, req);
-    }
-    const lim = limits.get(r);
-    if (lim) out.set(`limits.${r}`, lim);
-  }
-  for (const [name, q] of requests) {
-    if (name.startsWith("hugepages-")) {
-      out.set(name, q);
-      out.set(`requests.${name}`, q);
-    }
-    if (isExtendedResourceName(name)) out.set(`requests.${name}`, q);
-  }
-  return out;
-}
-
-/** Whether a pod counts toward compute quota: not terminal, not stuck past its grace period. */
-function podIsLive(pod: Pod, now: number): boolean {
-  const phase = pod.status?.phase;
-  if (phase === "Failed" || phase === "Succeeded") return false;
-  const meta = pod.metadata;
-  if (meta?.deletionTimestamp && typeof meta.deletionGracePeriodSeconds === "number") {
-    const until = Date.parse(meta.deletionTimestamp) + meta.deletionGracePeriodSeconds * 1000;
-    if (now > until) return false;
-  }
-  return true;
-}
-
-function podUsage(obj: KObject): ResourceList {
-  const pod = asPod(obj);
-  const out: ResourceList = new Map([["count/pods", quantity(1)]]);
-  if (!podIsLive(pod, Date.now())) return out;
-  const requests = podTotals(pod, (c) => resourceList(c.resources?.requests));
-  const limits = podTotals(pod, (c) => resourceList(c.resources?.limits));
-  const overhead = resourceList(pod.spec?.overhead);
-  for (const [k, v] of addLists(requests, overhead)) requests.set(k, v);
-  for (const [k, v] of overhead) {
-    const l = limits.get(k);
-    if (l) limits.set(k, addLists(new Map([[k, l]]), new Map([[k, v]])).get(k)!);
-  }
-  return addLists(out, computeUsage(requests, limits));
-}
-
-function crossNamespaceAffinity(pod: Pod): boolean {
-  const affinity = pod.spec?.affinity;
-  for (const a of [affinity?.podAffinity, affinity?.podAntiAffinity]) {
-    if (!a) continue;
-    const terms = [
-      ...(a.requiredDuringSchedulingIgnoredDuringExecution ?? []),
-      ...(a.preferredDuringSchedulingIgnoredDuringExecution ?? []).map((w) => w.podAffinityTerm),
-    ];
-    if (terms.some((t) => (t.namespaces ?? []).length > 0 || t.namespaceSelector)) return true;
-  }
-  return false;
-}
-
-function podMatchesScope(scope: ScopeSelector, obj: KObject): boolean {
-  const pod = asPod(obj);
-  const terminating =
-    typeof pod.spec?.activeDeadlineSeconds === "number" && pod.spec.activeDeadlineSeconds >= 0;
-  const bestEffort = podQOSClass((pod.spec ?? {}) as unknown as Obj) === "BestEffort";
-  switch (scope.scopeName) {
-    case "Terminating":
-      return terminating;
-    case "NotTerminating":
-      return !terminating;
-    case "BestEffort":
-      return bestEffort;
-    case "NotBestEffort":
-      return !bestEffort;
-    case "PriorityClass": {
-      const pc = pod.spec?.priorityClassName ?? "";
-      switch (scope.operator) {
-        case "Exists":
-          return pc !== "";
-        case "DoesNotExist":
-          return false;
-        case "In":
-          return (scope.values ?? []).includes(pc);
-        case "NotIn":
-          return !(scope.values ?? []).includes(pc);
-        default:
-          return false;
-      }
-    }
-    case "CrossNamespacePodAffinity":
-      return crossNamespaceAffinity(pod);
-    default:
-      return false;
-  }
-}
+const podUsageOf = (obj: KObject): ResourceList => podUsage(asPod(obj), Date.now());
+const podMatchesScopeOf = (scope: ScopeSelector, obj: KObject): boolean =>
+  podMatchesScope(scope, asPod(obj));
 
 const podEvaluator: Evaluator = {
   handles: (a) => a.subresource === "" && a.operation === "CREATE",
@@ -234,7 +115,7 @@ const podEvaluator: Evaluator = {
         POD_RESOURCE_PREFIXES.some((p) => n.startsWith(p)) ||
         isExtendedForQuota(n),
     ),
-  matchesScope: podMatchesScope,
+  matchesScope: podMatchesScopeOf,
   constraints(required, obj) {
     const pod = asPod(obj);
     const need = required.filter((r) => VALIDATION_SET.has(r));
@@ -256,7 +137,7 @@ const podEvaluator: Evaluator = {
       .map((r) => `${r} for: ${[...missing.get(r)!].sort(byteOrder).join(",")}`);
     return `must specify ${parts.join("; ")}`;
   },
-  usage: podUsage,
+  usage: podUsageOf,
 };
 
 // ---------------------------------------------------------------------------------------------
