@@ -9,6 +9,7 @@ import {
   ServiceAccountTokenAuthenticator,
 } from "../apiserver/auth/authenticator/serviceaccount.js";
 import { tempDir } from "../testing/tmp.js";
+import type { ControllerContext } from "./context.js";
 import {
   decideSecret,
   isServiceAccountToken,
@@ -20,6 +21,7 @@ import {
   secretKey,
   secretUpdateNeeded,
   serviceAccountKey,
+  serviceAccountTokenDescriptor,
   SERVICE_ACCOUNT_NAME_KEY,
   SERVICE_ACCOUNT_TOKEN_TYPE,
   SERVICE_ACCOUNT_UID_KEY,
@@ -245,4 +247,17 @@ test("the private key file: RSA and ECDSA keys load; a missing file or one witho
   } finally {
     dir.remove();
   }
+});
+
+test("without --service-account-private-key-file the controller does not run, as upstream's", async () => {
+  const lines: string[] = [];
+  const ctx = {
+    options: { concurrency: {} },
+    log: { info: (m: string) => lines.push(m), error: (m: string) => lines.push(`E ${m}`) },
+  } as unknown as ControllerContext;
+  await serviceAccountTokenDescriptor.start(ctx, new AbortController().signal);
+  assert.deepEqual(lines, [
+    'Controller is disabled because there is no private key controller="serviceaccount-token-controller"',
+  ]);
+  assert.equal(serviceAccountTokenDescriptor.serviceAccount, undefined, "it acts as the manager");
 });
