@@ -231,6 +231,7 @@ export async function runControllerManagerCommand(
           namespace: f["concurrent-namespace-syncs"],
           gc: f["concurrent-gc-syncs"],
           serviceaccount: 1,
+          "serviceaccount-token": f["concurrent-serviceaccount-token-syncs"],
           job: f["concurrent-job-syncs"],
           cronjob: f["concurrent-cron-job-syncs"],
           "ttl-after-finished": f["concurrent-ttl-after-finished-syncs"],

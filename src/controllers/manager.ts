@@ -49,6 +49,7 @@ import { pvcProtectionDescriptor, pvProtectionDescriptor } from "./protection.js
 import { replicaSetDescriptor, replicationControllerDescriptor } from "./replicaset.js";
 import { resourceQuotaDescriptor } from "./resourcequota.js";
 import { rootCACertPublisherDescriptor, serviceAccountDescriptor } from "./serviceaccount.js";
+import { serviceAccountTokenDescriptor } from "./serviceaccounttoken.js";
 import { statefulSetDescriptor } from "./statefulset.js";
 import { taintEvictionDescriptor } from "./tainteviction.js";
 import { ttlDescriptor } from "./ttl.js";
@@ -56,6 +57,7 @@ import { ttlAfterFinishedDescriptor } from "./ttlafterfinished.js";
 
 /** The controllers k8ts runs, in upstream's start order (NewControllerDescriptors). */
 export const CONTROLLERS: readonly ControllerDescriptor[] = [
+  serviceAccountTokenDescriptor,
   endpointsDescriptor,
   endpointSliceDescriptor,
   endpointSliceMirroringDescriptor,
@@ -113,8 +115,6 @@ const NOT_YET: Record<string, boolean> = {
   "legacy-serviceaccount-token-cleaner-controller": true,
   "validatingadmissionpolicy-status": true,
   "validatingadmissionpolicy-status-controller": true,
-  "serviceaccount-token": true,
-  "serviceaccount-token-controller": true,
   resourceclaim: false,
   "resourceclaim-controller": false,
   "storage-version-gc": false,
