@@ -3,6 +3,7 @@
  * store): one server for the whole file, restarted in place where a test needs it.
  */
 import { spawn } from "node:child_process";
+import fs from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -229,6 +230,22 @@ describe("k8ts apiserver with real kubectl", () => {
     };
     assert.equal(d.spec.template.spec.containers[0]!.image, "nginx:1.26");
     assert.equal(d.metadata.generation, 3, "scale and set image each changed the spec");
+    // An EndpointSlice has no spec: its generation counts changes of its content and labels.
+    const slice = `apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: gen, labels: {a: "1"}}
+addressType: IPv4
+endpoints: [{addresses: [10.0.0.1]}]
+`;
+    const file = path.join(dir.path, "slice.yaml");
+    fs.writeFileSync(file, slice);
+    ok(["create", "-f", file]);
+    ok(["annotate", "endpointslice", "gen", "note=x"]);
+    ok(["label", "endpointslice", "gen", "b=2"]);
+    const gen = () => ok(["get", "endpointslice", "gen", "-o", "jsonpath={.metadata.generation}"]);
+    assert.equal(gen(), "2", "an annotation leaves it, a label bumps it");
+    ok(["patch", "endpointslice", "gen", "--type=merge", "-p", '{"endpoints":[]}']);
+    assert.equal(gen(), "3");
   });
 
   test("apply -f creates, then updates", () => {

@@ -762,7 +762,8 @@ export class Registry {
       this.def.strategy.prepareForUpdate?.(obj, old);
       if (this.def.strategy.tracksGeneration) {
         const changed =
-          JSON.stringify(withoutMetaAndStatus(obj)) !== JSON.stringify(withoutMetaAndStatus(old));
+          JSON.stringify(withoutMetaAndStatus(obj)) !== JSON.stringify(withoutMetaAndStatus(old)) ||
+          (!!this.def.strategy.labelsBumpGeneration && !sameLabels(meta.labels, oldMeta.labels));
         meta.generation = (oldMeta.generation ?? 1) + (changed ? 1 : 0);
       }
     }
@@ -1048,6 +1049,13 @@ function setManagedFields(meta: ServerObjectMeta, tracked: KObject): void {
   const managed = tracked.metadata?.managedFields;
   if (managed === undefined) delete meta.managedFields;
   else meta.managedFields = managed;
+}
+
+function sameLabels(a: unknown, b: unknown): boolean {
+  const x = (a ?? {}) as Record<string, unknown>;
+  const y = (b ?? {}) as Record<string, unknown>;
+  const keys = Object.keys(x);
+  return keys.length === Object.keys(y).length && keys.every((k) => x[k] === y[k]);
 }
 
 function withoutMetaAndStatus(obj: KObject): Record<string, unknown> {

@@ -30,6 +30,8 @@ export interface Strategy {
   allowCreateOnUpdate?: boolean;
   /** Whether metadata.generation tracks spec changes (kinds with a spec). */
   tracksGeneration?: boolean;
+  /** A change of metadata.labels also bumps metadata.generation (EndpointSlice). */
+  labelsBumpGeneration?: boolean;
   /** Extra field selector fields beyond metadata.name and metadata.namespace. */
   fieldLabels?(obj: KObject): Record<string, string>;
   /** Finalizers beyond metadata.finalizers that hold a deletion back (a namespace's spec.finalizers). */

@@ -1313,6 +1313,7 @@ const ADDRESS_TYPES = ["FQDN", "IPv4", "IPv6"];
 
 export const endpointSliceStrategy: Partial<Strategy> = {
   tracksGeneration: true,
+  labelsBumpGeneration: true,
   defaults(obj) {
     for (const [port] of items(obj.ports)) {
       setDefault(port, "name", "");
