@@ -418,7 +418,7 @@ spec:
       "--subresource=status",
       "--type=merge",
       "-p",
-      '{"status":{"phase":"Running"}}',
+      '{"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}}',
     ]);
     ok(["create", "poddisruptionbudget", "guard", "--selector=app=guarded", "--min-available=1"]);
     const budget = (allowed: number) =>
@@ -470,6 +470,47 @@ spec:
     };
     assert.equal(status.status.disruptionsAllowed, 0);
     assert.ok(status.status.disruptedPods.evictme);
+
+    // An unready pod does not count as healthy: with the budget met, evicting it takes nothing
+    // from the budget (upstream's default IfHealthyBudget). The pod is marked DisruptionTarget
+    // before it is deleted (a finalizer keeps it here to be looked at).
+    ok(["create", "-f", "-"], {
+      input:
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: unready, labels: {app: guarded}, finalizers: [k8ts.test/hold]}\nspec:\n  nodeName: somewhere\n  containers: [{name: c, image: busybox}]\n",
+    });
+    ok([
+      "patch",
+      "pod",
+      "unready",
+      "--subresource=status",
+      "--type=merge",
+      "-p",
+      '{"status":{"phase":"Running"}}',
+    ]);
+    budget(0);
+    const unready = ok(
+      ["create", "--raw", "/api/v1/namespaces/default/pods/unready/eviction", "-f", "-"],
+      { input: eviction.replace("evictme", "unready") },
+    );
+    assert.match(unready, /"status":"Success"/);
+    const marked = JSON.parse(ok(["get", "pod", "unready", "-o", "json"])) as {
+      metadata: { deletionTimestamp?: string };
+      status: {
+        conditions: Array<{ type: string; status: string; reason: string; message: string }>;
+      };
+    };
+    assert.ok(marked.metadata.deletionTimestamp);
+    const target = marked.status.conditions.find((c) => c.type === "DisruptionTarget");
+    assert.deepEqual(
+      [target?.status, target?.reason, target?.message],
+      ["True", "EvictionByEvictionAPI", "Eviction API: evicting"],
+    );
+    const after = JSON.parse(ok(["get", "pdb", "guard", "-o", "json"])) as {
+      status: { disruptionsAllowed: number; disruptedPods?: Record<string, string> };
+    };
+    assert.equal(after.status.disruptionsAllowed, 0);
+    assert.equal(after.status.disruptedPods?.unready, undefined);
+    ok(["patch", "pod", "unready", "--type=merge", "-p", '{"metadata":{"finalizers":null}}']);
     ok(["delete", "pdb", "guard"]);
   });
 

@@ -1,4 +1,4 @@
-import { badRequest, isStatusError, StatusError } from "../../api/status.js";
+import { badRequest, conflict, isStatusError, StatusError } from "../../api/status.js";
 import { formatTime } from "../../api/time.js";
 import { send, negotiate, type Request, type Response } from "../http.js";
 import type { Registry } from "../registry/store.js";
@@ -56,13 +56,50 @@ export async function handleEviction(
   const dryRun = (deleteOptions.dryRun ?? []).includes("All");
   const pod = await pods.get(namespace, name);
   const phase = (pod.status as { phase?: string } | undefined)?.phase;
-  const remove = async () => {
+  const deleting = !!pod.metadata?.deletionTimestamp;
+  const terminal = phase === "Succeeded" || phase === "Failed";
+  /**
+   * Upstream's addConditionAndDeletePod: the pod is marked DisruptionTarget first (not for a dry
+   * run), then deleted; unless the pod is finished or going, the delete is conditional on the
+   * version just written, so that a pod turning ready meanwhile is not evicted behind the
+   * budget's back.
+   */
+  const remove = async (enforceVersion: boolean) => {
+    const preconditions = { ...deleteOptions.preconditions };
+    const callerVersion = preconditions.resourceVersion !== undefined;
+    if (enforceVersion && !callerVersion)
+      preconditions.resourceVersion = pod.metadata?.resourceVersion;
+    if (!dryRun) {
+      const marked = await pods.guaranteedUpdate(namespace, name, (latest) => {
+        const meta = latest.metadata ?? {};
+        if (preconditions.uid && preconditions.uid !== meta.uid) {
+          throw conflict(
+            { group: "", resource: "pods" },
+            name,
+            `Precondition failed: UID in precondition: ${preconditions.uid}, UID in object meta: ${meta.uid}`,
+          );
+        }
+        if (
+          preconditions.resourceVersion &&
+          preconditions.resourceVersion !== meta.resourceVersion
+        ) {
+          throw conflict(
+            { group: "", resource: "pods" },
+            name,
+            `Precondition failed: ResourceVersion in precondition: ${preconditions.resourceVersion}, ResourceVersion in object meta: ${meta.resourceVersion}`,
+          );
+        }
+        setDisruptionTarget(latest);
+      });
+      if (preconditions.resourceVersion !== undefined)
+        preconditions.resourceVersion = marked.metadata?.resourceVersion;
+    }
     await pods.delete(namespace, name, {
       dryRun,
       ...(deleteOptions.gracePeriodSeconds !== undefined
         ? { gracePeriodSeconds: deleteOptions.gracePeriodSeconds }
         : {}),
-      ...(deleteOptions.preconditions ? { preconditions: deleteOptions.preconditions } : {}),
+      ...(preconditions.uid || preconditions.resourceVersion ? { preconditions } : {}),
     });
     send(
       req,
@@ -73,14 +110,7 @@ export async function handleEviction(
     );
   };
   // Pods that do not run need no budget.
-  if (
-    pod.metadata?.deletionTimestamp ||
-    phase === "Succeeded" ||
-    phase === "Failed" ||
-    phase === "Pending"
-  ) {
-    return remove();
-  }
+  if (deleting || terminal || phase === "Pending") return remove(!deleting && !terminal);
   const labels = (pod.metadata?.labels ?? {}) as Record<string, string>;
   const matching = (await pdbs.list(namespace)).items.filter((pdb) => {
     const selector = (pdb.spec as { selector?: object } | undefined)?.selector;
@@ -94,8 +124,18 @@ export async function handleEviction(
     );
   }
   const pdb = matching[0];
-  if (!pdb) return remove();
+  if (!pdb) return remove(false);
   const pdbName = pdb.metadata!.name!;
+  // An unready pod does not count as healthy: evicting it takes nothing from the budget when the
+  // policy says so (AlwaysAllow), or when the budget is met anyway (the default, IfHealthyBudget).
+  if (!isPodReady(pod)) {
+    const policy = (pdb.spec as { unhealthyPodEvictionPolicy?: string } | undefined)
+      ?.unhealthyPodEvictionPolicy;
+    const status = (pdb.status ?? {}) as PDBStatus;
+    const desired = status.desiredHealthy ?? 0;
+    if (policy === "AlwaysAllow" || ((status.currentHealthy ?? 0) >= desired && desired > 0))
+      return remove(true);
+  }
   const check = (current: KObject): PDBStatus => {
     const status = ((current.status as PDBStatus | undefined) ?? {}) as PDBStatus;
     if ((status.observedGeneration ?? 0) < (current.metadata?.generation ?? 0)) {
@@ -128,5 +168,42 @@ export async function handleEviction(
   } catch (err) {
     if (!isStatusError(err, "NotFound")) throw err;
   }
-  return remove();
+  return remove(false);
+}
+
+function isPodReady(pod: KObject): boolean {
+  const conditions = (pod.status as { conditions?: PodCondition[] } | undefined)?.conditions;
+  return conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
+}
+
+interface PodCondition {
+  type: string;
+  status: string;
+  reason?: string;
+  message?: string;
+  lastProbeTime?: string | null;
+  lastTransitionTime?: string;
+}
+
+/** Upstream's UpdatePodCondition with DisruptionTarget=True, EvictionByEvictionAPI. */
+function setDisruptionTarget(pod: KObject): void {
+  const status = (pod.status ??= {}) as { conditions?: PodCondition[] };
+  const conditions = (status.conditions ??= []);
+  const next: PodCondition = {
+    type: "DisruptionTarget",
+    status: "True",
+    lastProbeTime: null,
+    lastTransitionTime: formatTime(),
+    reason: "EvictionByEvictionAPI",
+    message: "Eviction API: evicting",
+  };
+  const i = conditions.findIndex((c) => c.type === "DisruptionTarget");
+  if (i < 0) {
+    conditions.push(next);
+    return;
+  }
+  const old = conditions[i]!;
+  if (old.status === next.status)
+    next.lastTransitionTime = old.lastTransitionTime ?? next.lastTransitionTime;
+  conditions[i] = next;
 }
