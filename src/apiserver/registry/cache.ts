@@ -254,7 +254,14 @@ export class TooLargeResourceVersion extends Error {
 export class WatchCache {
   private objects = new Map<string, CachedObject>();
   /** The keys of `objects` in storage order. */
-  private keys: string[] = [];
+  /**
+   * The keys in storage order, brought up to date only when a list reads them: keys created
+   * since wait in `added`, keys deleted since in `removed` (a busy create path would otherwise
+   * move half the array for each new key).
+   */
+  private sorted: string[] = [];
+  private added: string[] = [];
+  private readonly removed = new Set<string>();
   /** Every event after `windowStart`, in revision order (a ring of at most `capacity`). */
   private events: CacheEvent[] = [];
   private eventsHead = 0;
@@ -313,7 +320,9 @@ export class WatchCache {
       keys.push(kv.key);
     }
     this.objects = objects;
-    this.keys = keys;
+    this.sorted = keys;
+    this.added = [];
+    this.removed.clear();
     this.events = [];
     this.eventsHead = 0;
     this.revision = list.revision;
@@ -370,8 +379,7 @@ export class WatchCache {
     if (e.type === "delete") {
       if (old) {
         this.objects.delete(key);
-        const i = this.indexOf(key);
-        if (this.keys[i] === key) this.keys.splice(i, 1);
+        this.removed.add(key);
       }
       // A deleted object is served at the revision of its deletion.
       const last = prev ?? this.entry(key, e.kv.value, revision);
@@ -384,10 +392,8 @@ export class WatchCache {
       };
     } else {
       const object = this.entry(key, this.plain(e.kv.value, key), revision);
-      if (!old) {
-        const i = this.indexOf(key);
-        this.keys.splice(i, 0, key);
-      }
+      // A key deleted since the last merge is still in `sorted`: it only stops being removed.
+      if (!old && !this.removed.delete(key)) this.added.push(key);
       this.objects.set(key, object);
       event = { type: "put", revision, key, object, prev };
     }
@@ -429,13 +435,38 @@ export class WatchCache {
     }
   }
 
+  /** Every key in storage order (merging the keys created and deleted since the last call). */
+  private get keys(): string[] {
+    if (this.added.length === 0 && this.removed.size === 0) return this.sorted;
+    const added = this.added.sort(compareKeys);
+    const removed = this.removed;
+    const old = this.sorted;
+    const out: string[] = [];
+    let i = 0;
+    let j = 0;
+    while (i < old.length || j < added.length) {
+      if (j >= added.length || (i < old.length && compareKeys(old[i]!, added[j]!) < 0)) {
+        const key = old[i++]!;
+        if (!removed.has(key)) out.push(key);
+      } else {
+        const key = added[j++]!;
+        if (!removed.has(key)) out.push(key);
+      }
+    }
+    this.sorted = out;
+    this.added = [];
+    removed.clear();
+    return out;
+  }
+
   /** Position of `key` in the sorted keys, or where it would go. */
   private indexOf(key: string): number {
+    const keys = this.keys;
     let lo = 0;
-    let hi = this.keys.length;
+    let hi = keys.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (compareKeys(this.keys[mid]!, key) < 0) lo = mid + 1;
+      if (compareKeys(keys[mid]!, key) < 0) lo = mid + 1;
       else hi = mid;
     }
     return lo;
@@ -504,15 +535,16 @@ export class WatchCache {
     startKey = prefix,
   ): { items: CachedObject[]; more: boolean; remaining: number } {
     const items: CachedObject[] = [];
+    const keys = this.keys;
     let i = this.indexOf(startKey < prefix ? prefix : startKey);
-    for (; i < this.keys.length; i++) {
-      const key = this.keys[i]!;
+    for (; i < keys.length; i++) {
+      const key = keys[i]!;
       if (!key.startsWith(prefix)) break;
       const obj = this.objects.get(key)!;
       if (matches && !matches(obj)) continue;
       if (limit > 0 && items.length >= limit) {
         let remaining = 0;
-        for (; i < this.keys.length && this.keys[i]!.startsWith(prefix); i++) remaining++;
+        for (; i < keys.length && keys[i]!.startsWith(prefix); i++) remaining++;
         return { items, more: true, remaining };
       }
       items.push(obj);
