@@ -15,9 +15,9 @@ import { Client } from "../src/client/resources.js";
 import { endpointsDescriptor } from "../src/controllers/endpoints.js";
 import { endpointSliceDescriptor } from "../src/controllers/endpointslice.js";
 import { endpointSliceMirroringDescriptor } from "../src/controllers/endpointslicemirroring.js";
-import { runControllerManager } from "../src/controllers/manager.js";
 import { tempDir } from "../src/testing/tmp.js";
 import { kubectl, TestAPIServer } from "./support/apiserver.js";
+import { InProcessControllers } from "./support/controllers.js";
 import { waitFor as waitForTruthy } from "./support/process.js";
 
 const NS = "shop";
@@ -25,16 +25,14 @@ const dir = tempDir("k8ts-endpoints-");
 let server: TestAPIServer;
 let kubeconfig: string;
 let client: Client;
-const stop = new AbortController();
-let manager: Promise<boolean> | undefined;
-let managerLog = "";
+const controllers = new InProcessControllers();
 
 /** Waits up to 30 s; a timeout shows what the controllers logged. */
 async function waitFor<T>(what: string, check: () => T | Promise<T>): Promise<NonNullable<T>> {
   try {
     return await waitForTruthy(what, check, 30_000);
   } catch (err) {
-    throw new Error(`${err instanceof Error ? err.message : String(err)}\n${managerLog}`);
+    throw new Error(`${err instanceof Error ? err.message : String(err)}\n${controllers.text()}`);
   }
 }
 
@@ -108,30 +106,14 @@ before(async () => {
   await client.resource("v1/Node").create({
     metadata: { name: "node-a", labels: { "topology.kubernetes.io/zone": "zone-1" } },
   });
-  manager = runControllerManager(
-    {
-      config,
-      controllers: [endpointsDescriptor, endpointSliceDescriptor, endpointSliceMirroringDescriptor],
-      options: { concurrency: {} },
-      leaderElect: false,
-      leaseDuration: 15_000,
-      renewDeadline: 10_000,
-      retryPeriod: 2_000,
-      leaseNamespace: "kube-system",
-      leaseName: "kube-controller-manager",
-      useServiceAccountCredentials: false,
-      log: {
-        info: (m) => (managerLog += `I ${new Date().toISOString()} ${m}\n`),
-        error: (m) => (managerLog += `E ${new Date().toISOString()} ${m}\n`),
-      },
-    },
-    stop.signal,
-  );
+  controllers.start({
+    config,
+    controllers: [endpointsDescriptor, endpointSliceDescriptor, endpointSliceMirroringDescriptor],
+  });
 });
 
 after(async () => {
-  stop.abort();
-  await manager;
+  await controllers.stop();
   client?.close();
   await server?.stop();
   dir.remove();

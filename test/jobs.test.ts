@@ -20,11 +20,11 @@ import { Client } from "../src/client/resources.js";
 import { cronJobDescriptorWith } from "../src/controllers/cronjob.js";
 import { garbageCollectorDescriptor } from "../src/controllers/garbagecollector.js";
 import { jobDescriptor } from "../src/controllers/job.js";
-import { runControllerManager } from "../src/controllers/manager.js";
 import { podGCDescriptorWith } from "../src/controllers/podgc.js";
 import { ttlAfterFinishedDescriptor } from "../src/controllers/ttlafterfinished.js";
 import { tempDir } from "../src/testing/tmp.js";
 import { kubectl, TestAPIServer } from "./support/apiserver.js";
+import { InProcessControllers } from "./support/controllers.js";
 import { waitFor } from "./support/process.js";
 
 const dir = tempDir("k8ts-jobs-");
@@ -32,9 +32,7 @@ const NS = "batch-e2e";
 let server: TestAPIServer;
 let kubeconfig: string;
 let admin: Client;
-const stop = new AbortController();
-let manager: Promise<boolean> | undefined;
-const managerLog: string[] = [];
+const controllers = new InProcessControllers();
 
 /** The CronJob controller's clock: real time plus an offset the CronJob test sets. */
 let cronOffset = 0;
@@ -53,36 +51,20 @@ before(async () => {
   const config = loadKubeconfig({ kubeconfig, userAgent: defaultUserAgent("k8ts-test") });
   admin = new Client(config);
   await admin.resource("v1/Namespace").create({ metadata: { name: NS } });
-  manager = runControllerManager(
-    {
-      config,
-      controllers: [
-        jobDescriptor,
-        cronJobDescriptorWith({ clock: cronClock }),
-        ttlAfterFinishedDescriptor,
-        podGCDescriptorWith({ gcCheckPeriod: 500, quarantineTime: 1000 }),
-        garbageCollectorDescriptor,
-      ],
-      options: { concurrency: {} },
-      leaderElect: false,
-      leaseDuration: 15_000,
-      renewDeadline: 10_000,
-      retryPeriod: 2_000,
-      leaseNamespace: "kube-system",
-      leaseName: "kube-controller-manager",
-      useServiceAccountCredentials: false,
-      log: {
-        info: (m) => managerLog.push(`I ${m}`),
-        error: (m) => managerLog.push(`E ${m}`),
-      },
-    },
-    stop.signal,
-  );
+  controllers.start({
+    config,
+    controllers: [
+      jobDescriptor,
+      cronJobDescriptorWith({ clock: cronClock }),
+      ttlAfterFinishedDescriptor,
+      podGCDescriptorWith({ gcCheckPeriod: 500, quarantineTime: 1000 }),
+      garbageCollectorDescriptor,
+    ],
+  });
 });
 
 after(async () => {
-  stop.abort();
-  await manager;
+  await controllers.stop();
   admin?.close();
   await server?.stop();
   dir.remove();
@@ -474,8 +456,5 @@ test("the pod garbage collector fails and deletes a pod whose node was deleted",
     },
     20_000,
   );
-  assert.ok(
-    !managerLog.some((l) => l.startsWith("E ") && l.includes("stranded")),
-    managerLog.join("\n"),
-  );
+  assert.ok(!controllers.errors().some((l) => l.includes("stranded")), controllers.text());
 });

@@ -22,12 +22,12 @@ import type { Event, Node, Pod, Taint } from "kubernetes-types/core/v1.js";
 import { loadKubeconfig } from "../src/client/config.js";
 import { SharedInformers } from "../src/client/informer.js";
 import { Client } from "../src/client/resources.js";
-import { runControllerManager } from "../src/controllers/manager.js";
 import { nodeIpamDescriptor } from "../src/controllers/nodeipam.js";
 import { newNodeLifecycleDescriptor } from "../src/controllers/nodelifecycle.js";
 import { taintEvictionDescriptor } from "../src/controllers/tainteviction.js";
 import { tempDir } from "../src/testing/tmp.js";
 import { k8tsBin, kubectl, TestAPIServer } from "./support/apiserver.js";
+import { InProcessControllers } from "./support/controllers.js";
 import { K8tsProcess, waitFor as waitForTruthy } from "./support/process.js";
 
 const dir = tempDir("k8ts-node-lifecycle-");
@@ -36,9 +36,7 @@ const adminConf = path.join(dir.path, "admin.conf");
 let server: TestAPIServer;
 let admin: Client;
 const procs: K8tsProcess[] = [];
-const stopManager = new AbortController();
-let manager: Promise<boolean> | undefined;
-const managerLog: string[] = [];
+const controllers = new InProcessControllers();
 const watcher = new AbortController();
 /** Every taint each node was seen with, from a watch opened before the nodes registered. */
 const taintsSeen = new Map<string, Set<string>>();
@@ -49,7 +47,7 @@ function logged(fn: () => Promise<void>): () => Promise<void> {
     try {
       await fn();
     } catch (err) {
-      process.stderr.write(`controller manager log:\n${managerLog.join("\n")}\n`);
+      controllers.print();
       throw err;
     }
   };
@@ -175,33 +173,21 @@ before(async () => {
   void informers.start(watcher.signal);
   await informers.waitForCacheSync(watcher.signal);
 
-  const log = (sev: string) => (msg: string) => managerLog.push(`${sev} ${msg}`);
-  manager = runControllerManager(
-    {
-      config,
-      controllers: [
-        nodeIpamDescriptor,
-        newNodeLifecycleDescriptor({ nodeMonitorPeriod: 1000 }),
-        taintEvictionDescriptor,
-      ],
-      options: {
-        concurrency: {},
-        nodeMonitorGracePeriod: 4000,
-        allocateNodeCIDRs: true,
-        clusterCIDR: "10.244.0.0/23",
-        serviceClusterIPRange: "10.96.0.0/12",
-      },
-      leaderElect: false,
-      leaseDuration: 15_000,
-      renewDeadline: 10_000,
-      retryPeriod: 2_000,
-      leaseNamespace: "kube-system",
-      leaseName: "kube-controller-manager",
-      useServiceAccountCredentials: true,
-      log: { info: log("I"), error: log("E") },
+  controllers.start({
+    config,
+    controllers: [
+      nodeIpamDescriptor,
+      newNodeLifecycleDescriptor({ nodeMonitorPeriod: 1000 }),
+      taintEvictionDescriptor,
+    ],
+    options: {
+      nodeMonitorGracePeriod: 4000,
+      allocateNodeCIDRs: true,
+      clusterCIDR: "10.244.0.0/23",
+      serviceClusterIPRange: "10.96.0.0/12",
     },
-    stopManager.signal,
-  );
+    useServiceAccountCredentials: true,
+  });
   alive = startSim("alive-", "10.250.1.0/24");
   doomed = startSim("doomed-", "10.250.2.0/24");
   await alive.waitForLog(/Registered 1 node\(s\)/);
@@ -210,8 +196,7 @@ before(async () => {
 
 after(async () => {
   for (const p of procs) await p.stop("SIGKILL").catch(() => undefined);
-  stopManager.abort();
-  await manager?.catch(() => undefined);
+  await controllers.stop().catch(() => undefined);
   watcher.abort();
   admin?.close();
   await server?.stop();

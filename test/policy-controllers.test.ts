@@ -33,12 +33,12 @@ import { bootstrapSignerDescriptor, tokenCleanerDescriptor } from "../src/contro
 import { csrApprovingDescriptor, csrCleanerDescriptor } from "../src/controllers/csrapproving.js";
 import { disruptionDescriptor } from "../src/controllers/disruption.js";
 import { newHPADescriptor } from "../src/controllers/hpa.js";
-import { runControllerManager } from "../src/controllers/manager.js";
 import { pvcProtectionDescriptor, pvProtectionDescriptor } from "../src/controllers/protection.js";
 import { resourceQuotaDescriptor } from "../src/controllers/resourcequota.js";
 import { TTL_ANNOTATION, ttlDescriptor } from "../src/controllers/ttl.js";
 import { tempDir } from "../src/testing/tmp.js";
 import { kubectl, TestAPIServer } from "./support/apiserver.js";
+import { InProcessControllers } from "./support/controllers.js";
 import { waitFor as waitForTruthy } from "./support/process.js";
 
 const dir = tempDir("k8ts-policy-controllers-");
@@ -46,9 +46,7 @@ const cache = path.join(dir.path, "kube-cache");
 let server: TestAPIServer;
 let kubeconfig = "";
 let admin: Client;
-const stop = new AbortController();
-let manager: Promise<boolean> | undefined;
-const managerLog: string[] = [];
+const controllers = new InProcessControllers();
 
 const TOKEN_ID = "abcdef";
 const TOKEN_SECRET = "0123456789abcdef";
@@ -136,44 +134,29 @@ before(async () => {
   const config = loadKubeconfig({ kubeconfig });
   admin = new Client(config);
   await admin.resource("v1/Node").create({ metadata: { name: "n1" } });
-  manager = runControllerManager(
-    {
-      config,
-      controllers: [
-        disruptionDescriptor,
-        resourceQuotaDescriptor,
-        newHPADescriptor({ syncPeriod: 1000 }),
-        csrApprovingDescriptor,
-        csrCleanerDescriptor,
-        bootstrapSignerDescriptor,
-        tokenCleanerDescriptor,
-        pvcProtectionDescriptor,
-        pvProtectionDescriptor,
-        ttlDescriptor,
-      ],
-      options: { concurrency: {} },
-      leaderElect: false,
-      leaseDuration: 15_000,
-      renewDeadline: 10_000,
-      retryPeriod: 2_000,
-      leaseNamespace: "kube-system",
-      leaseName: "kube-controller-manager",
-      useServiceAccountCredentials: true,
-      log: {
-        info: (m) => managerLog.push(`I ${m}`),
-        error: (m) => managerLog.push(`E ${m}`),
-      },
-    },
-    stop.signal,
-  );
+  controllers.start({
+    config,
+    controllers: [
+      disruptionDescriptor,
+      resourceQuotaDescriptor,
+      newHPADescriptor({ syncPeriod: 1000 }),
+      csrApprovingDescriptor,
+      csrCleanerDescriptor,
+      bootstrapSignerDescriptor,
+      tokenCleanerDescriptor,
+      pvcProtectionDescriptor,
+      pvProtectionDescriptor,
+      ttlDescriptor,
+    ],
+    useServiceAccountCredentials: true,
+  });
 });
 
 after(async () => {
-  stop.abort();
-  await manager;
+  await controllers.stop();
   admin?.close();
   await server?.stop();
-  if (process.exitCode) process.stderr.write(`controller manager log:\n${managerLog.join("\n")}\n`);
+  if (process.exitCode) controllers.print();
   dir.remove();
 });
 

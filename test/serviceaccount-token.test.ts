@@ -18,11 +18,11 @@ import type { Secret } from "kubernetes-types/core/v1.js";
 import { isStatusError } from "../src/api/status.js";
 import { loadKubeconfig } from "../src/client/config.js";
 import { Client } from "../src/client/resources.js";
-import { runControllerManager } from "../src/controllers/manager.js";
 import { serviceAccountDescriptor } from "../src/controllers/serviceaccount.js";
 import { serviceAccountTokenDescriptor } from "../src/controllers/serviceaccounttoken.js";
 import { tempDir } from "../src/testing/tmp.js";
 import { kubectl, TestAPIServer } from "./support/apiserver.js";
+import { InProcessControllers } from "./support/controllers.js";
 import { waitFor as waitForTruthy } from "./support/process.js";
 
 const dir = tempDir("k8ts-serviceaccount-token-");
@@ -30,9 +30,7 @@ const cache = path.join(dir.path, "kube-cache");
 let server: TestAPIServer;
 let kubeconfig = "";
 let admin: Client;
-const stop = new AbortController();
-let manager: Promise<boolean> | undefined;
-const managerLog: string[] = [];
+const controllers = new InProcessControllers();
 
 function waitFor<T>(what: string, check: () => T | Promise<T>, timeoutMs = 15_000) {
   return waitForTruthy(what, check, timeoutMs);
@@ -99,29 +97,12 @@ before(async () => {
   kubeconfig = server.writeKubeconfig(path.join(dir.path, "admin.conf"));
   const config = loadKubeconfig({ kubeconfig });
   admin = new Client(config);
-  manager = runControllerManager(
-    {
-      config,
-      controllers: [serviceAccountDescriptor, serviceAccountTokenDescriptor],
-      options: {
-        concurrency: {},
-        rootCA: fs.readFileSync(server.caFile),
-        serviceAccountPrivateKeyFile: saKey,
-      },
-      leaderElect: false,
-      leaseDuration: 15_000,
-      renewDeadline: 10_000,
-      retryPeriod: 2_000,
-      leaseNamespace: "kube-system",
-      leaseName: "kube-controller-manager",
-      useServiceAccountCredentials: true,
-      log: {
-        info: (m) => managerLog.push(`I ${m}`),
-        error: (m) => managerLog.push(`E ${m}`),
-      },
-    },
-    stop.signal,
-  );
+  controllers.start({
+    config,
+    controllers: [serviceAccountDescriptor, serviceAccountTokenDescriptor],
+    options: { rootCA: fs.readFileSync(server.caFile), serviceAccountPrivateKeyFile: saKey },
+    useServiceAccountCredentials: true,
+  });
   k(["create", "namespace", "legacy"]);
   await waitFor("the default ServiceAccount of legacy", () =>
     admin.resource("v1/ServiceAccount", "legacy").get("default"),
@@ -129,11 +110,10 @@ before(async () => {
 });
 
 after(async () => {
-  stop.abort();
-  await manager;
+  await controllers.stop();
   admin?.close();
   await server?.stop();
-  if (process.exitCode) process.stderr.write(`controller manager log:\n${managerLog.join("\n")}\n`);
+  if (process.exitCode) controllers.print();
   dir.remove();
 });
 

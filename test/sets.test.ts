@@ -13,19 +13,17 @@ import type { Event, PersistentVolumeClaim, Pod } from "kubernetes-types/core/v1
 import { loadKubeconfig } from "../src/client/config.js";
 import { Client } from "../src/client/resources.js";
 import { daemonSetDescriptor, targetNodeName } from "../src/controllers/daemonset.js";
-import { runControllerManager } from "../src/controllers/manager.js";
 import { statefulSetDescriptor } from "../src/controllers/statefulset.js";
 import { tempDir } from "../src/testing/tmp.js";
 import { TestAPIServer } from "./support/apiserver.js";
+import { InProcessControllers } from "./support/controllers.js";
 import { waitFor as waitForTruthy } from "./support/process.js";
 
 const dir = tempDir("k8ts-sets-");
 let server: TestAPIServer;
 let kubeconfig = "";
 let admin: Client;
-const stop = new AbortController();
-let manager: Promise<boolean> | undefined;
-const log: string[] = [];
+const controllers = new InProcessControllers();
 
 /**
  * Real kubectl, run without blocking this process: the controllers and the stand-in nodes run
@@ -116,22 +114,10 @@ before(async () => {
   await server.start();
   kubeconfig = server.writeKubeconfig(path.join(dir.path, "kubeconfig"));
   admin = new Client(loadKubeconfig({ kubeconfig }));
-  manager = runControllerManager(
-    {
-      config: loadKubeconfig({ kubeconfig }),
-      controllers: [daemonSetDescriptor, statefulSetDescriptor],
-      options: { concurrency: {} },
-      leaderElect: false,
-      leaseDuration: 15_000,
-      renewDeadline: 10_000,
-      retryPeriod: 2_000,
-      leaseNamespace: "kube-system",
-      leaseName: "kube-controller-manager",
-      useServiceAccountCredentials: false,
-      log: { info: () => undefined, error: (m) => log.push(m) },
-    },
-    stop.signal,
-  );
+  controllers.start({
+    config: loadKubeconfig({ kubeconfig }),
+    controllers: [daemonSetDescriptor, statefulSetDescriptor],
+  });
   // The API server taints new nodes not-ready (TaintNodesByCondition); the node lifecycle
   // controller would lift that once the node reports Ready. The test does it.
   const nodes = admin.resource("v1/Node");
@@ -147,12 +133,12 @@ before(async () => {
 });
 
 after(async () => {
-  stop.abort();
-  await manager;
+  await controllers.stop();
   admin?.close();
   await server?.stop();
   dir.remove();
-  if (log.length) process.stderr.write(`controller errors:\n${log.join("\n")}\n`);
+  const errors = controllers.errors();
+  if (errors.length) process.stderr.write(`controller errors:\n${errors.join("\n")}\n`);
 });
 
 const DS = `apiVersion: apps/v1
