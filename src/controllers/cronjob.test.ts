@@ -10,10 +10,10 @@ import {
   jobsOverHistoryLimits,
   mostRecentScheduleTime,
   nextScheduleTimeDuration,
-  parseSchedule,
   syncCronJob,
   type CronJobEffects,
 } from "./cronjob.js";
+import { parseSchedule } from "../apiserver/strategies/cron.js";
 
 const at = (s: string) => Date.parse(s);
 const iso = (t: number) => new Date(t).toISOString().replace(".000Z", "Z");

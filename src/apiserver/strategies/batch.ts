@@ -5,6 +5,7 @@
  */
 import type { FieldError } from "../../api/status.js";
 import type { KObject, Strategy } from "../registry/types.js";
+import { cronScheduleError, validTimeZone } from "./cron.js";
 import { defaultEmbeddedMeta, defaultPodTemplateSpec, validatePodTemplateSpec } from "./pod.js";
 import {
   at,
@@ -462,163 +463,6 @@ export const jobStrategy: Partial<Strategy> = {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Cron schedules (robfig/cron v3's standard parser).
-
-interface Bounds {
-  min: number;
-  max: number;
-  names?: Record<string, number>;
-}
-
-const MONTHS: Record<string, number> = {
-  jan: 1,
-  feb: 2,
-  mar: 3,
-  apr: 4,
-  may: 5,
-  jun: 6,
-  jul: 7,
-  aug: 8,
-  sep: 9,
-  oct: 10,
-  nov: 11,
-  dec: 12,
-};
-const DAYS: Record<string, number> = { sun: 0, mon: 1, tue: 2, wed: 3, thu: 4, fri: 5, sat: 6 };
-const FIELD_BOUNDS: Bounds[] = [
-  { min: 0, max: 59 },
-  { min: 0, max: 23 },
-  { min: 1, max: 31 },
-  { min: 1, max: 12, names: MONTHS },
-  { min: 0, max: 6, names: DAYS },
-];
-
-class CronError extends Error {}
-
-/** Go's strconv.Atoi, with its error text. */
-function atoi(s: string): number {
-  if (!/^[+-]?[0-9]+$/.test(s))
-    throw new CronError(`strconv.Atoi: parsing ${goQuote(s)}: invalid syntax`);
-  const n = Number(s);
-  if (!Number.isSafeInteger(n))
-    throw new CronError(`strconv.Atoi: parsing ${goQuote(s)}: value out of range`);
-  return n;
-}
-
-function mustParseInt(expr: string): number {
-  let n: number;
-  try {
-    n = atoi(expr);
-  } catch (err) {
-    throw new CronError(`failed to parse int from ${expr}: ${(err as Error).message}`);
-  }
-  if (n < 0) throw new CronError(`negative number (${n}) not allowed: ${expr}`);
-  return n;
-}
-
-function parseIntOrName(expr: string, names?: Record<string, number>): number {
-  const named = names?.[expr.toLowerCase()];
-  return named !== undefined ? named : mustParseInt(expr);
-}
-
-function checkRange(expr: string, r: Bounds): void {
-  const rangeAndStep = expr.split("/");
-  const lowAndHigh = rangeAndStep[0]!.split("-");
-  const single = lowAndHigh.length === 1;
-  let start: number;
-  let end: number;
-  if (lowAndHigh[0] === "*" || lowAndHigh[0] === "?") {
-    start = r.min;
-    end = r.max;
-  } else {
-    start = parseIntOrName(lowAndHigh[0]!, r.names);
-    if (lowAndHigh.length === 1) end = start;
-    else if (lowAndHigh.length === 2) end = parseIntOrName(lowAndHigh[1]!, r.names);
-    else throw new CronError(`too many hyphens: ${expr}`);
-  }
-  let step = 1;
-  if (rangeAndStep.length === 2) {
-    step = mustParseInt(rangeAndStep[1]!);
-    if (single) end = r.max;
-  } else if (rangeAndStep.length > 2) throw new CronError(`too many slashes: ${expr}`);
-  if (start < r.min)
-    throw new CronError(`beginning of range (${start}) below minimum (${r.min}): ${expr}`);
-  if (end > r.max) throw new CronError(`end of range (${end}) above maximum (${r.max}): ${expr}`);
-  if (start > end)
-    throw new CronError(`beginning of range (${start}) beyond end of range (${end}): ${expr}`);
-  if (step === 0) throw new CronError(`step of range should be a positive number: ${expr}`);
-}
-
-function validTimeZone(tz: string): boolean {
-  if (tz === "" || tz === "UTC") return true;
-  try {
-    new Intl.DateTimeFormat("en-US", { timeZone: tz });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const DURATION_UNIT = /^(\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/;
-
-function validDuration(s: string): boolean {
-  let rest = s.replace(/^[+-]/, "");
-  if (rest === "0") return true;
-  if (rest === "") return false;
-  while (rest) {
-    const m = DURATION_UNIT.exec(rest);
-    if (!m) return false;
-    rest = rest.slice(m[0].length);
-  }
-  return true;
-}
-
-/** Upstream's cron.ParseStandard; returns its error text, or undefined for a valid schedule. */
-export function cronScheduleError(schedule: string): string | undefined {
-  try {
-    let spec = schedule;
-    if (spec.length === 0) throw new CronError("empty spec string");
-    if (spec.startsWith("TZ=") || spec.startsWith("CRON_TZ=")) {
-      const i = spec.indexOf(" ");
-      const eq = spec.indexOf("=");
-      const loc = i < 0 ? spec.slice(eq + 1) : spec.slice(eq + 1, i);
-      if (i < 0 || !validTimeZone(loc))
-        throw new CronError(`provided bad location ${loc}: unknown time zone ${loc}`);
-      spec = spec.slice(i).trim();
-    }
-    if (spec.startsWith("@")) {
-      if (
-        ["@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"].includes(
-          spec,
-        )
-      )
-        return undefined;
-      if (spec.startsWith("@every ")) {
-        const d = spec.slice("@every ".length);
-        if (!validDuration(d))
-          throw new CronError(
-            `failed to parse duration ${spec}: time: invalid duration ${goQuote(d)}`,
-          );
-        return undefined;
-      }
-      throw new CronError(`unrecognized descriptor: ${spec}`);
-    }
-    const fields = spec.split(/\s+/).filter((f) => f !== "");
-    if (fields.length !== 5)
-      throw new CronError(
-        `expected exactly 5 fields, found ${fields.length}: [${fields.join(" ")}]`,
-      );
-    fields.forEach((f, i) => {
-      for (const expr of f.split(",").filter((e) => e !== "")) checkRange(expr, FIELD_BOUNDS[i]!);
-    });
-    return undefined;
-  } catch (err) {
-    if (err instanceof CronError) return err.message;
-    throw err;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
 // CronJob.
 
 export function defaultCronJob(obj: KObject): void {
@@ -725,3 +569,5 @@ export const cronJobStrategy: Partial<Strategy> = {
   validate: validateCronJob,
   validateUpdate: (obj, old) => validateCronJobSpec(rec(obj.spec) ?? {}, rec(old.spec) ?? {}),
 };
+
+export { cronScheduleError };
