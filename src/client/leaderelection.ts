@@ -314,13 +314,33 @@ export class LeaderElector {
       acquireTime: now,
       leaderTransitions: this.observedRecord.leaderTransitions,
     };
-    try {
-      const lease = await this.update(record, AbortSignal.timeout(this.renewDeadline));
-      this.setObserved(record, lease);
-      return true;
-    } catch (err) {
-      this.config.onError?.(err);
-      return false;
+    const signal = AbortSignal.timeout(this.renewDeadline);
+    // A renewal cancelled on its way may still have reached the server and moved the lease's
+    // resourceVersion: on a conflict, read the lease again and release it if it is still ours.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const lease = await this.update(record, signal);
+        this.setObserved(record, lease);
+        return true;
+      } catch (err) {
+        if (!isStatusError(err, "Conflict") || attempt >= 2) {
+          this.config.onError?.(err);
+          return false;
+        }
+      }
+      try {
+        const current = await this.leases.rest.request<Lease>(
+          "GET",
+          this.leases.path(this.config.namespace, this.config.name),
+          { signal },
+        );
+        if (current.spec?.holderIdentity !== this.config.identity) return true;
+        this.lease = current;
+        record.leaderTransitions = recordFromLease(current).leaderTransitions;
+      } catch (err) {
+        this.config.onError?.(err);
+        return false;
+      }
     }
   }
 
