@@ -75,6 +75,14 @@ test("kubeconfig from the server, HTTP/2, and --master on the insecure port reac
       Array.from({ length: 20 }, () => h2.resource("v1/Namespace").get("kube-system")),
     );
     assert.ok(results.every((r) => r.metadata?.name === "kube-system"));
+    // Lists are written piece by piece: over HTTP/2 too, and larger than one 64 KiB chunk.
+    const big = "x".repeat(20_000);
+    for (let i = 0; i < 8; i++)
+      await client
+        .resource("v1/ConfigMap", "default")
+        .create({ metadata: { name: `big-${i}` }, data: { big } });
+    const listed = await h2.resource("v1/ConfigMap", "default").list();
+    assert.equal(listed.items.filter((c) => c.data?.big === big).length, 8);
     // Watches are streams of the same session.
     const ac = new AbortController();
     const events = await h2

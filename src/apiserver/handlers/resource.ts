@@ -12,6 +12,7 @@ import {
   parseBody,
   readBody,
   send,
+  sendParts,
   sendRaw,
   negotiate,
   mediaType,
@@ -304,7 +305,7 @@ export async function handleResource(
         o.jsonParts(parts);
       });
       parts.push(LIST_END);
-      return sendRaw(req, res, 200, "application/json", Buffer.concat(parts), NO_CACHE);
+      return sendParts(req, res, 200, "application/json", parts, NO_CACHE);
     }
     case "watch":
       return watch(req, res, ns, query, registry, signal);
