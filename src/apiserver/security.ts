@@ -25,6 +25,7 @@ import type { KObject } from "./registry/types.js";
 import { X509Authenticator } from "./auth/authenticator/x509.js";
 import { TokenFileAuthenticator } from "./auth/authenticator/tokenfile.js";
 import {
+  LEGACY_TOKEN_LAST_USED_LABEL,
   loadPublicKeys,
   loadSigningKey,
   ServiceAccountTokenAuthenticator,
@@ -102,6 +103,8 @@ export class Security {
   readonly warnings: string[] = [];
   private readonly stops: Array<() => void> = [];
   private registryOf: RegistryOf | undefined;
+  /** `namespace/name` of the Secrets whose last-used label is being written. */
+  private readonly labelling = new Set<string>();
 
   /** Reads every file the flags name; throws errors naming the file and the problem. */
   constructor(readonly config: SecurityConfig) {
@@ -138,6 +141,7 @@ export class Security {
             getPod: (ns, name) => this.lookup("", "v1", "pods", ns, name) as Pod | undefined,
             getNode: (name) => this.lookup("", "v1", "nodes", "", name) as Node | undefined,
           },
+          markLegacyTokenUsed: (secret, date) => this.markLegacyTokenUsed(secret, date),
         }),
       );
     }
@@ -173,6 +177,37 @@ export class Security {
     name: string,
   ): KObject | undefined {
     return this.registryOf?.(group, version, resource)?.cached(namespace, name);
+  }
+
+  /**
+   * Labels a legacy token's Secret with the date it was used (upstream's LegacyServiceAccount-
+   * TokenTracking), in the background: the request goes on at once, a failed write is logged
+   * and tried again on the token's next use. One write per Secret at a time; a Secret that was
+   * replaced meanwhile (another uid) or already carries the date is left as it is.
+   */
+  private markLegacyTokenUsed(secret: Secret, date: string): void {
+    const ns = secret.metadata?.namespace ?? "";
+    const name = secret.metadata?.name ?? "";
+    const uid = secret.metadata?.uid;
+    const key = `${ns}/${name}`;
+    const registry = this.registryOf?.("", "v1", "secrets");
+    if (!registry || this.labelling.has(key)) return;
+    this.labelling.add(key);
+    const unchanged = new Error("unchanged");
+    registry
+      .guaranteedUpdate(ns, name, (obj) => {
+        const meta = obj.metadata!;
+        if (meta.uid !== uid || meta.labels?.[LEGACY_TOKEN_LAST_USED_LABEL] === date)
+          throw unchanged;
+        meta.labels = { ...meta.labels, [LEGACY_TOKEN_LAST_USED_LABEL]: date };
+      })
+      .catch((err: unknown) => {
+        if (err === unchanged || (err instanceof StatusError && err.code === 404)) return;
+        process.stderr.write(
+          `k8ts apiserver: Failed to label legacy service account token ${name}/${ns} with last-used date, err: ${String(err)}\n`,
+        );
+      })
+      .finally(() => this.labelling.delete(key));
   }
 
   get modes(): readonly string[] {
@@ -334,12 +369,15 @@ export class Security {
     headers: import("node:http").IncomingHttpHeaders;
     socket: import("node:net").Socket;
     path: string;
+    /** Receives the warnings authentication has for the client. */
+    warnings?: string[];
   }): Promise<UserInfo | null> {
     try {
       return await this.authenticator.authenticate({
         headers: req.headers,
         socket: req.socket,
         path: req.path,
+        ...(req.warnings ? { warnings: req.warnings } : {}),
       });
     } catch (err) {
       if (err instanceof AuthenticationError) return null;

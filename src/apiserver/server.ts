@@ -37,6 +37,11 @@ import { handleTokenRequest } from "./handlers/token.js";
 import { handleComponentStatus } from "./handlers/componentstatus.js";
 import { handleEviction } from "./handlers/eviction.js";
 import { Security, UNSECURED_USER } from "./security.js";
+import {
+  LEGACY_TOKEN_TRACKING_CONFIGMAP,
+  LEGACY_TOKEN_TRACKING_SINCE_KEY,
+  parseUTCDate,
+} from "./auth/authenticator/serviceaccount.js";
 import { Admission } from "./admission/chain.js";
 import { csrRequestor } from "./admission/requestor.js";
 import { bootstrapPriorityClasses } from "./admission/plugins/index.js";
@@ -229,10 +234,49 @@ export class APIServer {
         if (!isStatusError(err, "AlreadyExists")) throw err;
       }
     }
+    await this.trackLegacyTokens();
     await this.config.security.start((group, version, resource) =>
       this.registry(group, version, resource),
     );
     this.ready = true;
+  }
+
+  /**
+   * The ConfigMap that says since when legacy service account tokens' uses are tracked (the
+   * legacy token cleaner counts unused time from that day): created with today's UTC date if
+   * missing, and given it again if its date does not parse, as upstream's legacytokentracking
+   * controller does.
+   */
+  private async trackLegacyTokens(): Promise<void> {
+    const configMaps = this.registry("", "v1", "configmaps");
+    if (!configMaps) return;
+    const today = new Date().toISOString().slice(0, 10);
+    try {
+      await configMaps.create("kube-system", {
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: { namespace: "kube-system", name: LEGACY_TOKEN_TRACKING_CONFIGMAP },
+        data: { [LEGACY_TOKEN_TRACKING_SINCE_KEY]: today },
+      });
+      return;
+    } catch (err) {
+      if (!isStatusError(err, "AlreadyExists")) throw err;
+    }
+    const since = (obj: KObject) =>
+      parseUTCDate(
+        (obj as { data?: Record<string, string> }).data?.[LEGACY_TOKEN_TRACKING_SINCE_KEY],
+      );
+    try {
+      const existing = await configMaps.get("kube-system", LEGACY_TOKEN_TRACKING_CONFIGMAP);
+      if (since(existing) !== undefined) return;
+      await configMaps.guaranteedUpdate("kube-system", LEGACY_TOKEN_TRACKING_CONFIGMAP, (obj) => {
+        if (since(obj) !== undefined) return;
+        const data = ((obj as { data?: Record<string, string> }).data ??= {});
+        data[LEGACY_TOKEN_TRACKING_SINCE_KEY] = today;
+      });
+    } catch (err) {
+      if (!isStatusError(err, "NotFound")) throw err;
+    }
   }
 
   async stop(): Promise<void> {
@@ -365,12 +409,20 @@ export class APIServer {
       const security = this.config.security;
       let user: UserInfo | null = UNSECURED_USER;
       if (secure) {
+        const warnings: string[] = [];
         user = await security.authenticate({
           headers: req.headers,
           socket: req.socket as import("node:net").Socket,
           path,
+          warnings,
         });
         if (!user) throw unauthorizedError();
+        if (warnings.length > 0) {
+          res.setHeader(
+            "warning",
+            warnings.map((w) => `299 - ${JSON.stringify(w)}`),
+          );
+        }
         user = security.impersonate(user, req.headers);
       }
       const audit = this.config.auditor?.start({

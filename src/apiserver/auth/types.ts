@@ -46,6 +46,11 @@ export interface AuthRequest {
    * the API server's own audiences (`--api-audiences`).
    */
   audiences?: string[];
+  /**
+   * Where authenticators put warnings for the client (upstream's warning.AddWarning on the
+   * request's context); the API server sends them as `Warning` headers.
+   */
+  warnings?: string[];
 }
 
 /**
@@ -69,6 +74,8 @@ export interface Authenticator {
 export interface TokenResult {
   user: UserInfo;
   audiences?: string[];
+  /** Warnings for the client that sent the token (a legacy service account token's). */
+  warnings?: string[];
 }
 
 /** Checks bearer tokens (token file, service account JWTs, bootstrap tokens). */

@@ -14,6 +14,7 @@ import {
   keyID,
   loadPublicKeys,
   loadSigningKey,
+  parseUTCDate,
   type ServiceAccountGetter,
 } from "./serviceaccount.js";
 import { newRequestAuthenticator, tokenReviewStatus } from "./union.js";
@@ -319,6 +320,74 @@ test("legacy secret tokens: checked against the stored secret and service accoun
     () => a.authenticateToken(token),
     "ServiceAccount UID (recreated) does not match claim (sa-uid)",
   );
+});
+
+test("legacy secret tokens: last-used tracking, the auto-generated warning, invalidated tokens", async () => {
+  const objects = new Objects();
+  let now = Date.parse("2026-03-10T23:30:00Z");
+  const marks: Array<[string, string]> = [];
+  const a = new ServiceAccountTokenAuthenticator({
+    keys: publicKeys,
+    issuers: [ISSUER],
+    getter: objects,
+    now: () => now,
+    markLegacyTokenUsed: (secret, date) => marks.push([secret.metadata?.name ?? "", date]),
+  });
+  const token = await issueLegacyServiceAccountToken({
+    key: rsaKey,
+    namespace: "default",
+    serviceAccount: { name: "builder", uid: "sa-uid" },
+    secretName: "builder-token",
+  });
+  const secret: Secret = {
+    metadata: { namespace: "default", name: "builder-token", uid: "secret-uid" },
+    type: "kubernetes.io/service-account-token",
+    data: { token: Buffer.from(token).toString("base64") },
+  };
+  objects.secrets.set("default/builder-token", secret);
+
+  // Made by hand (not in the account's secrets): no warning, but tracked.
+  let res = (await a.authenticateToken(token)) as TokenResult;
+  assert.equal(res.warnings, undefined);
+  assert.deepEqual(marks, [["builder-token", "2026-03-10"]], "labelled with the UTC date");
+
+  // Listed by its account: auto-generated, warned about.
+  objects.sas.get("default/builder")!.secrets = [{ name: "builder-token" }];
+  secret.metadata!.labels = { "kubernetes.io/legacy-token-last-used": "2026-03-10" };
+  res = (await a.authenticateToken(token)) as TokenResult;
+  assert.deepEqual(res.warnings, [
+    "Use tokens from the TokenRequest API or manually created secret-based tokens instead of auto-generated secret-based tokens.",
+  ]);
+  assert.equal(marks.length, 1, "at most one label write a day");
+  secret.metadata!.labels = { "kubernetes.io/legacy-token-last-used": "2026-03-11" };
+  await a.authenticateToken(token);
+  assert.equal(marks.length, 1, "a date of tomorrow (another server's clock) is left alone");
+  now += 2 * 86_400_000;
+  await a.authenticateToken(token);
+  assert.deepEqual(marks[1], ["builder-token", "2026-03-12"]);
+
+  // Invalidated by the cleaner: refused, with upstream's message, and the use still recorded.
+  secret.metadata!.labels = {
+    "kubernetes.io/legacy-token-last-used": "2025-01-01",
+    "kubernetes.io/legacy-token-invalid-since": "2026-03-01",
+  };
+  await rejects(
+    () => a.authenticateToken(token),
+    "the token in secret default/builder-token for service account default/builder has been marked invalid. Use tokens from the TokenRequest API or manually created secret-based tokens, or remove the 'kubernetes.io/legacy-token-invalid-since' label from the secret to temporarily allow use of this token",
+  );
+  assert.deepEqual(marks[2], ["builder-token", "2026-03-12"]);
+  // The other checks come first: a token that is not the Secret's says so.
+  secret.data!.token = Buffer.from("other").toString("base64");
+  await rejects(() => a.authenticateToken(token), "Token does not match server's copy");
+  assert.equal(marks.length, 3);
+});
+
+test("UTC dates parse as Go's 2006-01-02 layout", () => {
+  assert.equal(parseUTCDate("2024-02-29"), Date.parse("2024-02-29T00:00:00Z"));
+  assert.equal(parseUTCDate("0099-01-01"), Date.parse("0099-01-01T00:00:00Z"));
+  for (const bad of ["2023-02-29", "2024-13-01", "2024-1-01", "2024-01-01T00:00:00Z", "", "x"])
+    assert.equal(parseUTCDate(bad), undefined, bad);
+  assert.equal(parseUTCDate(undefined), undefined);
 });
 
 test("key files: errors name the file", () => {

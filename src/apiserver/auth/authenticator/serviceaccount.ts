@@ -39,6 +39,15 @@ export const NODE_NAME_KEY = "authentication.kubernetes.io/node-name";
 export const NODE_UID_KEY = "authentication.kubernetes.io/node-uid";
 /** The label the legacy token cleaner puts on secrets whose tokens it invalidated. */
 export const LEGACY_TOKEN_INVALID_SINCE_LABEL = "kubernetes.io/legacy-token-invalid-since";
+/** The label the API server keeps on a legacy token's Secret: the UTC date it was last used. */
+export const LEGACY_TOKEN_LAST_USED_LABEL = "kubernetes.io/legacy-token-last-used";
+/** kube-system's ConfigMap whose `since` says the UTC date tracking legacy token uses began. */
+export const LEGACY_TOKEN_TRACKING_CONFIGMAP =
+  "kube-apiserver-legacy-service-account-token-tracking";
+export const LEGACY_TOKEN_TRACKING_SINCE_KEY = "since";
+/** The warning a request authenticated with an auto-generated legacy token gets. */
+export const AUTO_GENERATED_LEGACY_TOKEN_WARNING =
+  "Use tokens from the TokenRequest API or manually created secret-based tokens instead of auto-generated secret-based tokens.";
 
 /** go-jose's leeway for time claims. */
 const LEEWAY_S = 60;
@@ -265,6 +274,12 @@ export interface ServiceAccountAuthenticatorOptions {
    * bound tokens, and for legacy tokens with `--service-account-lookup`, the default).
    */
   getter?: ServiceAccountGetter;
+  /**
+   * Records that a legacy token's Secret was used on `date` (UTC, YYYY-MM-DD): called when the
+   * Secret's last-used label is neither that day nor the next, and must not delay the request
+   * (the API server labels the Secret in the background).
+   */
+  markLegacyTokenUsed?: (secret: Secret, date: string) => void;
   /** Milliseconds since the epoch; for tests. */
   now?: () => number;
 }
@@ -296,6 +311,30 @@ interface SAInfo {
   nodeName?: string;
   nodeUID?: string;
   credentialID?: string;
+  /** For the client, not part of the user. */
+  warnings?: string[];
+}
+
+/** A time (ms since the epoch) as its UTC date, YYYY-MM-DD. */
+export function utcDate(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}
+
+/**
+ * A YYYY-MM-DD date as midnight UTC (ms since the epoch), or undefined when it is not one (Go's
+ * time.Parse with layout "2006-01-02": exact digits, a day that exists in its month).
+ */
+export function parseUTCDate(s: string | undefined): number | undefined {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(s ?? "");
+  if (!m) return undefined;
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  if (mo < 1 || mo > 12 || d < 1) return undefined;
+  const ms = Date.UTC(y, mo - 1, d);
+  // Date.UTC maps years 0-99 to 1900-1999; setUTCFullYear puts them back.
+  const t = new Date(ms);
+  t.setUTCFullYear(y);
+  if (t.getUTCMonth() !== mo - 1 || t.getUTCDate() !== d) return undefined;
+  return t.getTime();
 }
 
 /** The user a service account token names (upstream's ServiceAccountInfo.UserInfo()). */
@@ -439,7 +478,20 @@ export class ServiceAccountTokenAuthenticator implements TokenAuthenticator {
         : this.validateBound(claims);
     const result: TokenResult = { user: serviceAccountUser(info) };
     if (auds.length > 0) result.audiences = auds;
+    if (info.warnings) result.warnings = info.warnings;
     return result;
+  }
+
+  /** Asks for the last-used label of a legacy token's Secret, at most once a day. */
+  private markUsed(secret: Secret): void {
+    const mark = this.options.markLegacyTokenUsed;
+    if (!mark) return;
+    const now = this.now();
+    const today = utcDate(now);
+    const lastUsed = secret.metadata?.labels?.[LEGACY_TOKEN_LAST_USED_LABEL];
+    // "Tomorrow" too, so that API servers whose clocks differ a little do not relabel daily.
+    if (lastUsed === today || lastUsed === utcDate(now + 86_400_000)) return;
+    mark(secret, today);
   }
 
   private validateLegacy(token: string, c: BoundClaims): SAInfo {
@@ -455,12 +507,11 @@ export class ServiceAccountTokenAuthenticator implements TokenAuthenticator {
     if (!saUID) throw fail("serviceAccountUID claim is missing");
     const split = splitServiceAccountUsername(c.sub);
     if (!split || split[0] !== ns || split[1] !== saName) throw fail("sub claim is invalid");
+    const info: SAInfo = { namespace: ns, name: saName, uid: saUID };
     const getter = this.options.getter;
     if (getter) {
       const secret = getter.getSecret(ns, secretName);
       if (!secret || secret.metadata?.deletionTimestamp) throw fail("Token has been invalidated");
-      if (secret.metadata?.labels?.[LEGACY_TOKEN_INVALID_SINCE_LABEL])
-        throw fail("Token has been invalidated");
       const stored = secret.data?.token
         ? Buffer.from(secret.data.token, "base64").toString("utf8")
         : "";
@@ -474,8 +525,21 @@ export class ServiceAccountTokenAuthenticator implements TokenAuthenticator {
           `ServiceAccount UID (${sa.metadata?.uid ?? ""}) does not match claim (${saUID})`,
         );
       }
+      // A token the legacy token cleaner invalidated is refused, but the attempt still counts
+      // as a use: the cleaner then leaves the Secret alone for another clean-up period.
+      if (secret.metadata?.labels?.[LEGACY_TOKEN_INVALID_SINCE_LABEL]) {
+        this.markUsed(secret);
+        throw fail(
+          `the token in secret ${ns}/${secretName} for service account ${ns}/${saName} has been marked invalid. Use tokens from the TokenRequest API or manually created secret-based tokens, or remove the '${LEGACY_TOKEN_INVALID_SINCE_LABEL}' label from the secret to temporarily allow use of this token`,
+        );
+      }
+      // Referenced from the account's `secrets`: made by the token controller, not by hand.
+      if ((sa.secrets ?? []).some((ref) => ref.name === secretName)) {
+        info.warnings = [AUTO_GENERATED_LEGACY_TOKEN_WARNING];
+      }
+      this.markUsed(secret);
     }
-    return { namespace: ns, name: saName, uid: saUID };
+    return info;
   }
 
   private validateBound(c: BoundClaims): SAInfo {

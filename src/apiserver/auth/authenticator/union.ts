@@ -161,6 +161,7 @@ export class BearerTokenAuthenticator implements Authenticator {
     const r = this.tokens.authenticateToken(token, req.audiences);
     const done = (res: TokenResult | null) => {
       if (!res) throw new AuthenticationError("invalid bearer token");
+      if (res.warnings && req.warnings) req.warnings.push(...res.warnings);
       return res.user;
     };
     return isPromise(r) ? r.then(done) : done(r);
