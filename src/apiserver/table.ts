@@ -39,15 +39,15 @@ const ROW_END = Buffer.from("}}");
 const ROWS_END = Buffer.from("]}");
 
 /**
- * The JSON of a Table of cached objects, as toTable gives it, built from pieces: each row's
+ * The JSON of a Table of cached objects, as toTable gives it, in consecutive pieces: each row's
  * metadata comes from the stored bytes without encoding it again, the cells from the kept
  * decoded object.
  */
-export function tableJSON(
+export function tableJSONParts(
   registry: Registry,
   items: CachedObject[],
   metadata: Record<string, unknown>,
-): Buffer {
+): Buffer[] {
   const printer = tableOrDefault(registry.def.group, registry.def.kind);
   const now = new Date();
   const head = { kind: "Table", apiVersion: "meta.k8s.io/v1", metadata };
@@ -63,5 +63,5 @@ export function tableJSON(
     parts.push(ROW_END);
   });
   parts.push(ROWS_END);
-  return Buffer.concat(parts);
+  return parts;
 }

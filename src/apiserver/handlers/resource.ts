@@ -24,7 +24,7 @@ import type { Registry, WatchSink } from "../registry/store.js";
 import type { CachedObject } from "../registry/cache.js";
 import type { KObject } from "../registry/types.js";
 import { applyPatch } from "../patch.js";
-import { tableJSON, toTable, toPartialObjectMetadata } from "../table.js";
+import { tableJSONParts, toTable, toPartialObjectMetadata } from "../table.js";
 import { handleScale } from "./scale.js";
 import { CONNECT_SUBRESOURCES, handleConnect } from "./connect.js";
 import type { AdmissionHook } from "../admission/chain.js";
@@ -274,8 +274,8 @@ export async function handleResource(
         metadata.remainingItemCount = list.remainingItemCount;
       if (n.as === "Table") {
         if (n.format === "json") {
-          const table = tableJSON(registry, list.items, metadata);
-          return sendRaw(req, res, 200, "application/json", table, NO_CACHE);
+          const table = tableJSONParts(registry, list.items, metadata);
+          return sendParts(req, res, 200, "application/json", table, NO_CACHE);
         }
         const items = list.items.map((o) => o.view());
         return send(req, res, 200, toTable(registry, items, metadata), n.format);
