@@ -371,6 +371,8 @@ export class Security {
     path: string;
     /** Receives the warnings authentication has for the client. */
     warnings?: string[];
+    /** Receives the annotations authentication has for the audit event. */
+    auditAnnotations?: Record<string, string>;
   }): Promise<UserInfo | null> {
     try {
       return await this.authenticator.authenticate({
@@ -378,6 +380,7 @@ export class Security {
         socket: req.socket,
         path: req.path,
         ...(req.warnings ? { warnings: req.warnings } : {}),
+        ...(req.auditAnnotations ? { auditAnnotations: req.auditAnnotations } : {}),
       });
     } catch (err) {
       if (err instanceof AuthenticationError) return null;

@@ -408,6 +408,7 @@ export class APIServer {
       const info = parseRequestInfo(req.method ?? "GET", path, query);
       const security = this.config.security;
       let user: UserInfo | null = UNSECURED_USER;
+      const authAnnotations: Record<string, string> = {};
       if (secure) {
         const warnings: string[] = [];
         user = await security.authenticate({
@@ -415,6 +416,7 @@ export class APIServer {
           socket: req.socket as import("node:net").Socket,
           path,
           warnings,
+          auditAnnotations: authAnnotations,
         });
         if (!user) throw unauthorizedError();
         if (warnings.length > 0) {
@@ -434,6 +436,7 @@ export class APIServer {
         info,
       });
       if (audit) this.audited(req, res, audit, info.verb === "watch");
+      for (const [key, value] of Object.entries(authAnnotations)) audit?.annotate(key, value);
       const attrs = requestAttributes(user, info, query);
       const decision = security.authorize(attrs);
       audit?.annotate(

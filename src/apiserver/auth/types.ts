@@ -51,6 +51,8 @@ export interface AuthRequest {
    * request's context); the API server sends them as `Warning` headers.
    */
   warnings?: string[];
+  /** Where authenticators put annotations for the request's audit event. */
+  auditAnnotations?: Record<string, string>;
 }
 
 /**
@@ -76,6 +78,8 @@ export interface TokenResult {
   audiences?: string[];
   /** Warnings for the client that sent the token (a legacy service account token's). */
   warnings?: string[];
+  /** Annotations for the audit event of the request that sent the token. */
+  auditAnnotations?: Record<string, string>;
 }
 
 /** Checks bearer tokens (token file, service account JWTs, bootstrap tokens). */

@@ -162,6 +162,8 @@ export class BearerTokenAuthenticator implements Authenticator {
     const done = (res: TokenResult | null) => {
       if (!res) throw new AuthenticationError("invalid bearer token");
       if (res.warnings && req.warnings) req.warnings.push(...res.warnings);
+      if (res.auditAnnotations && req.auditAnnotations)
+        Object.assign(req.auditAnnotations, res.auditAnnotations);
       return res.user;
     };
     return isPromise(r) ? r.then(done) : done(r);
