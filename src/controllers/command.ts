@@ -119,6 +119,10 @@ export const controllerManagerFlags = {
   "concurrent-resource-quota-syncs": concurrent("resource quota", 5),
   "concurrent-horizontal-pod-autoscaler-syncs": concurrent("horizontal pod autoscaler", 5),
   "concurrent-ttl-after-finished-syncs": concurrent("ttl-after-finished", 5),
+  "legacy-service-account-token-clean-up-period": flag.duration(
+    "The period of time since the last usage of an legacy service account token before it can be deleted.",
+    365 * 24 * 3_600_000,
+  ),
   "kube-api-qps": flag.int(
     "QPS to use while talking with the Kubernetes API server; 0 (the default here) does not throttle",
     0,
@@ -245,6 +249,7 @@ export async function runControllerManagerCommand(
         },
         ...(rootCA ? { rootCA } : {}),
         nodeMonitorGracePeriod: f["node-monitor-grace-period"],
+        legacyServiceAccountTokenCleanUpPeriod: f["legacy-service-account-token-clean-up-period"],
         ...(f["cluster-cidr"] ? { clusterCIDR: f["cluster-cidr"] } : {}),
         allocateNodeCIDRs: f["allocate-node-cidrs"],
         ...(f["node-cidr-mask-size"] ? { nodeCIDRMaskSize: f["node-cidr-mask-size"] } : {}),

@@ -24,6 +24,8 @@ export interface ControllerOptions {
   clusterSigningCertFile?: string;
   clusterSigningKeyFile?: string;
   serviceAccountPrivateKeyFile?: string;
+  /** --legacy-service-account-token-clean-up-period, ms. */
+  legacyServiceAccountTokenCleanUpPeriod?: number;
 }
 
 export interface Logger {

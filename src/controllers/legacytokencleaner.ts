@@ -141,13 +141,16 @@ export function legacyTokenCleanUp(input: LegacyTokenCleanUpInput): LegacyTokenC
 export function newLegacyTokenCleanerDescriptor(
   options: LegacyTokenCleanerOptions = {},
 ): ControllerDescriptor {
-  const cleanUpPeriod = options.cleanUpPeriod ?? DEFAULT_LEGACY_TOKEN_CLEAN_UP_PERIOD;
   const syncInterval = options.syncInterval ?? DEFAULT_LEGACY_TOKEN_CLEANER_SYNC_INTERVAL;
   return {
     name: "legacy-serviceaccount-token-cleaner",
     aliases: ["legacy-serviceaccount-token-cleaner-controller"],
     serviceAccount: "legacy-service-account-token-cleaner",
     async start(ctx, signal) {
+      const cleanUpPeriod =
+        options.cleanUpPeriod ??
+        ctx.options.legacyServiceAccountTokenCleanUpPeriod ??
+        DEFAULT_LEGACY_TOKEN_CLEAN_UP_PERIOD;
       if (!(cleanUpPeriod > 0)) throw new Error(`invalid CleanUpPeriod: ${cleanUpPeriod}ms`);
       if (!(syncInterval > 0)) throw new Error(`invalid SyncInterval: ${syncInterval}ms`);
       const clock = options.clock ?? ctx.clock;

@@ -41,6 +41,7 @@ import { endpointSliceMirroringDescriptor } from "./endpointslicemirroring.js";
 import { garbageCollectorDescriptor } from "./garbagecollector.js";
 import { hpaDescriptor } from "./hpa.js";
 import { jobDescriptor } from "./job.js";
+import { newLegacyTokenCleanerDescriptor } from "./legacytokencleaner.js";
 import { namespaceDescriptor } from "./namespace.js";
 import { nodeIpamDescriptor } from "./nodeipam.js";
 import { nodeLifecycleDescriptor } from "./nodelifecycle.js";
@@ -88,6 +89,7 @@ export const CONTROLLERS: readonly ControllerDescriptor[] = [
   pvProtectionDescriptor,
   ttlAfterFinishedDescriptor,
   rootCACertPublisherDescriptor,
+  newLegacyTokenCleanerDescriptor(),
 ];
 
 /**
@@ -111,8 +113,6 @@ const NOT_YET: Record<string, boolean> = {
   "clusterrole-aggregation-controller": true,
   "ephemeral-volume": true,
   "ephemeral-volume-controller": true,
-  "legacy-serviceaccount-token-cleaner": true,
-  "legacy-serviceaccount-token-cleaner-controller": true,
   "validatingadmissionpolicy-status": true,
   "validatingadmissionpolicy-status-controller": true,
   resourceclaim: false,
