@@ -157,6 +157,15 @@ export class SqliteEngine implements LogEngine {
   private readonly current = new CurrentState();
   /** Undo steps for `current` while a transaction is open. */
   private journal: Array<() => void> | undefined;
+  /**
+   * Commits write their WAL frames at once (synchronous = NORMAL) and become durable by an
+   * fdatasync of the WAL on the thread pool, one for every commit since the last: the newest
+   * revision known to be on disk, whether a sync is running, and who waits for one.
+   */
+  private durableRev: number;
+  private syncing = false;
+  private syncWaiters: Array<{ rev: number; resolve: () => void; reject: (e: Error) => void }> = [];
+  private walFd: number | undefined;
 
   constructor(readonly file: string) {
     this.db = openDatabase(file);
@@ -203,6 +212,7 @@ export class SqliteEngine implements LogEngine {
       this.compactCursor = meta.get("compact_cursor") ?? this.compactRev;
       this.head = Math.max(meta.get("revision") ?? 1, this.compactRev, 1);
       this.load();
+      this.durableRev = this.head;
     } catch (err) {
       this.db.close();
       throw describeSqliteError(file, err);
@@ -405,6 +415,64 @@ export class SqliteEngine implements LogEngine {
     return total;
   }
 
+  whenDurable(rev: number): Promise<void> | undefined {
+    if (rev <= this.durableRev) return undefined;
+    return new Promise((resolve, reject) => {
+      this.syncWaiters.push({ rev, resolve, reject });
+      this.sync();
+    });
+  }
+
+  /** One fdatasync of the WAL for every commit so far; another follows for later waiters. */
+  private sync(): void {
+    if (this.syncing || this.syncWaiters.length === 0) return;
+    const target = this.head;
+    let fd: number;
+    try {
+      fd = this.walDescriptor();
+    } catch (err) {
+      this.failSync(err);
+      return;
+    }
+    this.syncing = true;
+    fs.fdatasync(fd, (err) => {
+      this.syncing = false;
+      if (err) {
+        this.failSync(err);
+        return;
+      }
+      this.durableRev = Math.max(this.durableRev, target);
+      const waiting = this.syncWaiters;
+      this.syncWaiters = [];
+      for (const w of waiting) {
+        if (w.rev <= this.durableRev) w.resolve();
+        else this.syncWaiters.push(w);
+      }
+      this.sync();
+    });
+  }
+
+  private failSync(err: unknown): void {
+    const e = unavailable(
+      `sqlite: ${this.file}-wal: cannot make writes durable: ${(err as Error)?.message ?? String(err)}`,
+      err,
+    );
+    const waiting = this.syncWaiters;
+    this.syncWaiters = [];
+    for (const w of waiting) w.reject(e);
+  }
+
+  /** The WAL, opened once (again if SQLite made a new file). */
+  private walDescriptor(): number {
+    const wal = `${this.file}-wal`;
+    const ino = fs.statSync(wal).ino;
+    if (this.walFd !== undefined && fs.fstatSync(this.walFd).ino === ino) return this.walFd;
+    if (this.walFd !== undefined) fs.closeSync(this.walFd);
+    this.walFd = undefined;
+    this.walFd = fs.openSync(wal, "r");
+    return this.walFd;
+  }
+
   close(): void {
     clearInterval(this.idleTimer);
     try {
@@ -413,6 +481,13 @@ export class SqliteEngine implements LogEngine {
       // Closing still checkpoints what it can.
     }
     this.db.close();
+    // Closing checkpointed every commit into the synced database file.
+    this.durableRev = this.head;
+    const waiting = this.syncWaiters;
+    this.syncWaiters = [];
+    for (const w of waiting) w.resolve();
+    if (this.walFd !== undefined) fs.closeSync(this.walFd);
+    this.walFd = undefined;
   }
 }
 
@@ -471,7 +546,9 @@ function openDatabase(file: string): Database.Database {
       }
       db.pragma("journal_mode = WAL");
     }
-    db.pragma("synchronous = FULL");
+    // Commits write the WAL without syncing it; SqliteEngine.whenDurable syncs it off the event
+    // loop before any write is acknowledged or any reader sees it (checkpoints sync as always).
+    db.pragma("synchronous = NORMAL");
     db.pragma("cache_size = -65536");
     db.pragma("temp_store = MEMORY");
     // Take the exclusive lock now rather than at the first write.

@@ -55,10 +55,17 @@ export interface LogEngine {
   changes(from: number, to: number, start?: string, end?: string): Change[];
 
   /**
-   * Runs `fn` as one atomic, durable transaction: when transact returns, every row appended in
-   * `fn` is on disk; when it throws, none is, and currentRevision() is as before.
+   * Runs `fn` as one atomic transaction: when it throws, no row appended in `fn` is kept and
+   * currentRevision() is as before. When it returns, the rows are committed and durable, unless
+   * the engine has whenDurable: then they are durable once whenDurable says so.
    */
   transact<T>(fn: () => T): T;
+  /**
+   * For engines that make commits durable after transact returns (one sync for many commits, off
+   * the event loop): undefined when every revision up to `rev` is on disk, else a promise that
+   * resolves when it is (and rejects if the disk refuses).
+   */
+  whenDurable?(rev: number): Promise<void> | undefined;
   /** Appends a row; only inside transact(), with rev = currentRevision() + 1. */
   append(row: Row): void;
 

@@ -137,6 +137,8 @@ export class LogStructuredStore implements Store {
   private leaseTimer: NodeJS.Timeout | undefined;
   private compactionScheduled = false;
   private closed = false;
+  /** Set when the engine could not make writes durable: the store refuses everything after. */
+  private failed: StorageError | undefined;
   private readonly retainRevisions: number;
   private readonly now: () => number;
 
@@ -169,7 +171,8 @@ export class LogStructuredStore implements Store {
   async get(key: string, opts: ReadOptions = {}): Promise<GetResult> {
     const revision = this.readRevision(opts.revision);
     const row = this.engine.latest(key, revision);
-    return { kv: row && !row.deleted ? toKeyValue(row) : undefined, revision };
+    const result = { kv: row && !row.deleted ? toKeyValue(row) : undefined, revision };
+    return this.durableRead(revision, result);
   }
 
   async list(prefix: string, opts: ListOptions = {}): Promise<ListResult> {
@@ -182,12 +185,13 @@ export class LogStructuredStore implements Store {
     if (more) rows.length = limit;
     const result: ListResult = { kvs: rows.map(toKeyValue), revision, more };
     if (opts.count) result.count = this.engine.count(start, end, revision);
-    return result;
+    return this.durableRead(revision, result);
   }
 
   async count(prefix: string): Promise<{ count: number; revision: number }> {
     const revision = this.readRevision(undefined);
-    return { count: this.engine.count(prefix, prefixEnd(prefix), revision), revision };
+    const result = { count: this.engine.count(prefix, prefixEnd(prefix), revision), revision };
+    return this.durableRead(revision, result);
   }
 
   // Writes
@@ -269,15 +273,40 @@ export class LogStructuredStore implements Store {
       for (const w of batch) w.reject(failure);
       return;
     }
-    for (let i = 0; i < batch.length; i++) {
-      const outcome = outcomes[i]!;
-      if (outcome instanceof StorageError) batch[i]!.reject(outcome);
-      else batch[i]!.resolve(outcome);
-    }
-    if (changes.length > 0) {
-      this.publish(changes);
-      this.maybeCompact();
-    }
+    const answer = () => {
+      for (let i = 0; i < batch.length; i++) {
+        const outcome = outcomes[i]!;
+        if (outcome instanceof StorageError) batch[i]!.reject(outcome);
+        else batch[i]!.resolve(outcome);
+      }
+      if (changes.length > 0) {
+        this.publish(changes);
+        this.maybeCompact();
+      }
+    };
+    // Writers hear back, and watchers see the changes, only once the commit is on disk; the
+    // engine may sync it later (and sync many commits at once) without blocking this loop.
+    const durable = this.engine.whenDurable?.(this.engine.currentRevision());
+    if (!durable) return answer();
+    durable.then(answer, (err: unknown) => this.failDurability(err, batch));
+  }
+
+  /**
+   * The disk refused a sync: the committed state can no longer be trusted to survive, so this
+   * store stops (as etcd does on a failed fsync) and every writer waiting hears why.
+   */
+  private failDurability(err: unknown, batch: PendingWrite[]): void {
+    const failure =
+      err instanceof StorageError ? err : unavailable(`${this.engine.name}: ${String(err)}`, err);
+    this.failed ??= failure;
+    for (const w of batch) w.reject(failure);
+  }
+
+  /** Waits until what a read at `revision` may see is on disk (see whenDurable). */
+  private async durableRead<T>(revision: number, result: T): Promise<T> {
+    const durable = this.engine.whenDurable?.(revision);
+    if (durable) await durable;
+    return result;
   }
 
   /** Checks one write against the current state and appends its row; returns the change or why not. */
@@ -557,5 +586,6 @@ export class LogStructuredStore implements Store {
 
   private assertOpen(): void {
     if (this.closed) throw unavailable(`${this.engine.name}: store is closed`);
+    if (this.failed) throw this.failed;
   }
 }
