@@ -65,6 +65,25 @@ test("writes are answered, watched and readable only once they are durable", asy
   await tick();
   assert.deepEqual(seen, ["/a/x", "/a/y"], "watchers see both, in revision order");
 
+  // A watch from history opened while a commit waits replays what is durable, and gets the
+  // pending commit once, when it is.
+  const pending = store.create("/a/z", enc("3"));
+  await tick();
+  const late = store.watch("/a/", { prefix: true, startRevision: r1.revision });
+  const lateSeen: string[] = [];
+  const lateWatching = (async () => {
+    for await (const m of late)
+      if (m.type === "events") for (const e of m.events) lateSeen.push(e.kv.key);
+  })();
+  await tick();
+  assert.deepEqual(lateSeen, ["/a/x", "/a/y"]);
+  disk.sync();
+  await pending;
+  await tick();
+  assert.deepEqual(lateSeen, ["/a/x", "/a/y", "/a/z"]);
+  late.close();
+  await lateWatching;
+
   // Nothing pending: reads do not wait.
   assert.equal((await store.get("/a/y")).kv?.version, 1);
   watch.close();

@@ -139,6 +139,11 @@ export class LogStructuredStore implements Store {
   private closed = false;
   /** Set when the engine could not make writes durable: the store refuses everything after. */
   private failed: StorageError | undefined;
+  /**
+   * The newest revision on disk and published to watchers: watches replay history up to it and
+   * progress notifications report it (later commits reach watchers when they are durable).
+   */
+  private visibleRev: number;
   private readonly retainRevisions: number;
   private readonly now: () => number;
 
@@ -148,6 +153,7 @@ export class LogStructuredStore implements Store {
   ) {
     this.retainRevisions = opts.retainRevisions ?? DEFAULT_RETAIN_REVISIONS;
     this.now = opts.now ?? Date.now;
+    this.visibleRev = engine.currentRevision();
     for (const lease of engine.leases()) this.leaseTable.set(lease.id, lease);
     this.scheduleLeaseExpiry();
   }
@@ -273,7 +279,9 @@ export class LogStructuredStore implements Store {
       for (const w of batch) w.reject(failure);
       return;
     }
+    const committed = this.engine.currentRevision();
     const answer = () => {
+      this.visibleRev = Math.max(this.visibleRev, committed);
       for (let i = 0; i < batch.length; i++) {
         const outcome = outcomes[i]!;
         if (outcome instanceof StorageError) batch[i]!.reject(outcome);
@@ -286,7 +294,7 @@ export class LogStructuredStore implements Store {
     };
     // Writers hear back, and watchers see the changes, only once the commit is on disk; the
     // engine may sync it later (and sync many commits at once) without blocking this loop.
-    const durable = this.engine.whenDurable?.(this.engine.currentRevision());
+    const durable = this.engine.whenDurable?.(committed);
     if (!durable) return answer();
     durable.then(answer, (err: unknown) => this.failDurability(err, batch));
   }
@@ -373,7 +381,7 @@ export class LogStructuredStore implements Store {
   watch(key: string, opts: WatchOptions = {}): Watch {
     const start = key;
     const end = opts.prefix ? prefixEnd(key) : key + "\0";
-    const head = this.engine.currentRevision();
+    const head = this.visibleRev;
     const from = opts.startRevision && opts.startRevision > 0 ? opts.startRevision : head + 1;
     const w = new LogWatch(start, end, from, this);
     if (this.closed) {
@@ -385,8 +393,9 @@ export class LogStructuredStore implements Store {
       w.queue.fail(compacted(from, compactRev));
       return w;
     }
-    // Replay is synchronous, and commits only happen in flush(), so no event can slip in between
-    // the replay and the registration below.
+    // Replay is synchronous and stops at the newest published revision; commits after it are
+    // published later (once durable) to the watches registered by then, so no event can slip in
+    // between the replay and the registration below, nor come twice.
     for (let lo = from; lo <= head; lo += REPLAY_CHUNK) {
       const hi = Math.min(head, lo + REPLAY_CHUNK - 1);
       const events = this.engine.changes(lo, hi, start, end).map(toEvent);
@@ -405,9 +414,9 @@ export class LogStructuredStore implements Store {
   /** @internal */
   progress(w: LogWatch): void {
     if (!this.watchers.has(w)) return;
-    // Events are queued synchronously at commit, so everything up to the current revision is
-    // already ahead of this notification in the watch's queue.
-    w.queue.push({ type: "progress", revision: this.engine.currentRevision() });
+    // Events are queued when published, so everything up to the published revision is already
+    // ahead of this notification in the watch's queue.
+    w.queue.push({ type: "progress", revision: this.visibleRev });
   }
 
   private publish(changes: Change[]): void {
