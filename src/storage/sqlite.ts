@@ -1,5 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
+import { performance } from "node:perf_hooks";
 import Database from "better-sqlite3";
 import { StorageError, unavailable } from "./errors.js";
 import { compareKeys } from "./interface.js";
@@ -13,6 +14,8 @@ const SCHEMA_VERSION = 1;
 /** Rows of about 1 KiB fill 8 KiB pages far better than the default 4 KiB ones. */
 const PAGE_SIZE = 8192;
 const EMPTY = Buffer.alloc(0);
+/** How long a sample of the event loop's utilization lasts (choosing how to sync a commit). */
+const BUSY_WINDOW_MS = 5;
 /** Greater than any key: stands for "no upper bound" in range queries. */
 const NO_END = "\u{10ffff}\u{10ffff}";
 
@@ -166,6 +169,10 @@ export class SqliteEngine implements LogEngine {
   private syncing = false;
   private syncWaiters: Array<{ rev: number; resolve: () => void; reject: (e: Error) => void }> = [];
   private walFd: number | undefined;
+  /** The event loop's utilization, sampled at most every few milliseconds (see loopBusy). */
+  private elu = performance.eventLoopUtilization();
+  private eluAt = 0;
+  private busy = false;
 
   constructor(readonly file: string) {
     this.db = openDatabase(file);
@@ -417,10 +424,10 @@ export class SqliteEngine implements LogEngine {
 
   whenDurable(rev: number): Promise<void> | undefined {
     if (rev <= this.durableRev) return undefined;
-    // A lone write with no sync under way has nothing to overlap with: syncing it at once costs
-    // the same fdatasync without the trip through the thread pool (a single client writing one
-    // object after another waits for each anyway).
-    if (!this.syncing && this.syncWaiters.length === 0 && rev - this.durableRev === 1) {
+    // When the event loop has had little to do lately there is nothing to overlap the sync with:
+    // syncing at once saves the trip through the thread pool (a client writing alone, the first
+    // small batches of a controller). A busy loop (many clients) goes on serving meanwhile.
+    if (!this.syncing && this.syncWaiters.length === 0 && !this.loopBusy()) {
       try {
         fs.fdatasyncSync(this.walDescriptor());
       } catch (err) {
@@ -433,6 +440,18 @@ export class SqliteEngine implements LogEngine {
       this.syncWaiters.push({ rev, resolve, reject });
       this.sync();
     });
+  }
+
+  /** Whether the event loop was more than half busy over the last few milliseconds. */
+  private loopBusy(): boolean {
+    const now = performance.now();
+    if (now - this.eluAt >= BUSY_WINDOW_MS) {
+      const current = performance.eventLoopUtilization();
+      this.busy = performance.eventLoopUtilization(current, this.elu).utilization > 0.5;
+      this.elu = current;
+      this.eluAt = now;
+    }
+    return this.busy;
   }
 
   /** One fdatasync of the WAL for every commit so far; another follows for later waiters. */
