@@ -78,7 +78,7 @@ test("kubeconfig from the server, HTTP/2, and --master on the insecure port reac
     // Lists are written piece by piece: over HTTP/2 too, and larger than one 64 KiB chunk.
     const big = "x".repeat(20_000);
     for (let i = 0; i < 8; i++)
-      await client
+      await h2
         .resource("v1/ConfigMap", "default")
         .create({ metadata: { name: `big-${i}` }, data: { big } });
     const listed = await h2.resource("v1/ConfigMap", "default").list();
