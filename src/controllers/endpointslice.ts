@@ -28,6 +28,7 @@ import type { Endpoint, EndpointPort, EndpointSlice } from "kubernetes-types/dis
 import type { ObjectReference } from "kubernetes-types/core/v1.js";
 import { isStatusError } from "../api/status.js";
 import { controller } from "../client/controller.js";
+import type { Client } from "../client/resources.js";
 import {
   BucketRateLimiter,
   ItemExponentialFailureRateLimiter,
@@ -716,41 +717,13 @@ export function endpointSliceDescriptorWith(
       const max = opts.maxEndpointsPerSlice ?? MAX_ENDPOINTS_PER_SLICE;
 
       async function finalize(svc: Service, plan: SlicePlan, triggerTime: number): Promise<void> {
-        const ns = svc.metadata?.namespace ?? "";
-        const name = svc.metadata?.name ?? "";
-        const api = client.resource("discovery.k8s.io/v1/EndpointSlice", ns);
-        if (!svc.metadata?.deletionTimestamp)
-          for (const slice of plan.toCreate) {
-            setTriggerTime(slice, triggerTime);
-            try {
-              tracker.update(await api.create(slice));
-            } catch (err) {
-              if (isStatusError(err) && hasCause(err, "NamespaceTerminating")) return;
-              throw new Error(
-                `failed to create EndpointSlice for Service ${ns}/${name}: ${errorMessage(err)}`,
-              );
-            }
-          }
-        for (const slice of plan.toUpdate) {
-          setTriggerTime(slice, triggerTime);
-          try {
-            tracker.update(await api.update(slice));
-          } catch (err) {
-            throw new Error(
-              `failed to update ${slice.metadata?.name} EndpointSlice for Service ${ns}/${name}: ${errorMessage(err)}`,
-            );
-          }
-        }
-        for (const slice of plan.toDelete) {
-          try {
-            await api.delete(slice.metadata!.name!);
-          } catch (err) {
-            throw new Error(
-              `failed to delete ${slice.metadata?.name} EndpointSlice for Service ${ns}/${name}: ${errorMessage(err)}`,
-            );
-          }
-          tracker.expectDeletion(slice);
-        }
+        await applySlicePlan(client, tracker, plan, {
+          what: "Service",
+          namespace: svc.metadata?.namespace ?? "",
+          name: svc.metadata?.name ?? "",
+          deleting: !!svc.metadata?.deletionTimestamp,
+          prepare: (slice) => setTriggerTime(slice, triggerTime),
+        });
       }
 
       const c = controller({
@@ -867,6 +840,59 @@ export function endpointSliceDescriptorWith(
       }
     },
   };
+}
+
+/**
+ * Writes a reconcile's plan for one owner (a Service, or mirrored Endpoints): the slices to
+ * create (none while the owner is being deleted; a namespace being deleted ends it quietly), to
+ * update and to delete, keeping the tracker in step; `prepare` runs on each slice written.
+ */
+export async function applySlicePlan(
+  client: Client,
+  tracker: EndpointSliceTracker,
+  plan: SlicePlan,
+  owner: {
+    what: "Service" | "Endpoints";
+    namespace: string;
+    name: string;
+    deleting: boolean;
+    prepare?: (slice: EndpointSlice) => void;
+  },
+): Promise<void> {
+  const { what, namespace: ns, name, prepare } = owner;
+  const api = client.resource("discovery.k8s.io/v1/EndpointSlice", ns);
+  if (!owner.deleting)
+    for (const slice of plan.toCreate) {
+      prepare?.(slice);
+      try {
+        tracker.update(await api.create(slice));
+      } catch (err) {
+        if (isStatusError(err) && hasCause(err, "NamespaceTerminating")) return;
+        throw new Error(
+          `failed to create EndpointSlice for ${what} ${ns}/${name}: ${errorMessage(err)}`,
+        );
+      }
+    }
+  for (const slice of plan.toUpdate) {
+    prepare?.(slice);
+    try {
+      tracker.update(await api.update(slice));
+    } catch (err) {
+      throw new Error(
+        `failed to update ${slice.metadata?.name} EndpointSlice for ${what} ${ns}/${name}: ${errorMessage(err)}`,
+      );
+    }
+  }
+  for (const slice of plan.toDelete) {
+    try {
+      await api.delete(slice.metadata!.name!);
+    } catch (err) {
+      throw new Error(
+        `failed to delete ${slice.metadata?.name} EndpointSlice for ${what} ${ns}/${name}: ${errorMessage(err)}`,
+      );
+    }
+    tracker.expectDeletion(slice);
+  }
 }
 
 function hasCause(err: { details?: { causes?: { reason?: string }[] } }, reason: string) {

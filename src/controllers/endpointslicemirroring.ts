@@ -21,7 +21,6 @@ import type {
   Endpoints,
 } from "kubernetes-types/core/v1.js";
 import type { Endpoint, EndpointPort, EndpointSlice } from "kubernetes-types/discovery/v1.js";
-import { isStatusError } from "../api/status.js";
 import { controller } from "../client/controller.js";
 import { objectKey } from "../client/resources.js";
 import type { ControllerContext, ControllerDescriptor } from "./context.js";
@@ -34,6 +33,7 @@ import {
 } from "./endpoints.js";
 import {
   type AddressType,
+  applySlicePlan,
   EndpointSet,
   EndpointSliceTracker,
   endpointsEqualBeyondHash,
@@ -363,43 +363,12 @@ export function endpointSliceMirroringDescriptorWith(
       }
 
       async function finalize(ep: Endpoints, plan: SlicePlan): Promise<void> {
-        const ns = ep.metadata?.namespace ?? "";
-        const name = ep.metadata?.name ?? "";
-        const api = client.resource("discovery.k8s.io/v1/EndpointSlice", ns);
-        if (!ep.metadata?.deletionTimestamp)
-          for (const slice of plan.toCreate) {
-            try {
-              tracker.update(await api.create(slice));
-            } catch (err) {
-              if (
-                isStatusError(err) &&
-                err.details?.causes?.some((c) => c.reason === "NamespaceTerminating")
-              )
-                return;
-              throw new Error(
-                `failed to create EndpointSlice for Endpoints ${ns}/${name}: ${errorMessage(err)}`,
-              );
-            }
-          }
-        for (const slice of plan.toUpdate) {
-          try {
-            tracker.update(await api.update(slice));
-          } catch (err) {
-            throw new Error(
-              `failed to update ${slice.metadata?.name} EndpointSlice for Endpoints ${ns}/${name}: ${errorMessage(err)}`,
-            );
-          }
-        }
-        for (const slice of plan.toDelete) {
-          try {
-            await api.delete(slice.metadata!.name!);
-          } catch (err) {
-            throw new Error(
-              `failed to delete ${slice.metadata?.name} EndpointSlice for Endpoints ${ns}/${name}: ${errorMessage(err)}`,
-            );
-          }
-          tracker.expectDeletion(slice);
-        }
+        await applySlicePlan(client, tracker, plan, {
+          what: "Endpoints",
+          namespace: ep.metadata?.namespace ?? "",
+          name: ep.metadata?.name ?? "",
+          deleting: !!ep.metadata?.deletionTimestamp,
+        });
       }
 
       const c = controller({
