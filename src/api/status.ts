@@ -91,6 +91,14 @@ export function isStatusError(err: unknown, reason?: StatusReason): err is Statu
   return err instanceof StatusError && (reason === undefined || err.reason === reason);
 }
 
+/**
+ * Whether `err` is a Status error with a cause of this reason (a create refused with
+ * NamespaceTerminating because its namespace is being deleted, say).
+ */
+export function hasStatusCause(err: unknown, reason: string): boolean {
+  return isStatusError(err) && (err.details?.causes?.some((c) => c.reason === reason) ?? false);
+}
+
 function details(gr: GroupResource, name?: string): StatusDetails {
   const d: StatusDetails = {};
   if (name !== undefined) d.name = name;

@@ -17,7 +17,7 @@
 
 import type { CronJob, Job } from "kubernetes-types/batch/v1.js";
 import type { ObjectReference } from "kubernetes-types/core/v1.js";
-import { isStatusError } from "../api/status.js";
+import { hasStatusCause, isStatusError } from "../api/status.js";
 import type { Clock } from "../client/clock.js";
 import { controller } from "../client/controller.js";
 import type { ControllerDescriptor } from "./context.js";
@@ -443,8 +443,7 @@ async function reconcileSchedule(
   try {
     created = await fx.createJob(ns, req);
   } catch (err) {
-    if (isStatusError(err) && err.details?.causes?.some((c) => c.reason === "NamespaceTerminating"))
-      throw fail(err);
+    if (hasStatusCause(err, "NamespaceTerminating")) throw fail(err);
     if (!isStatusError(err, "AlreadyExists")) {
       fx.event(cronJob, "Warning", "FailedCreate", `Error creating job: ${errorMessage(err)}`);
       throw fail(err);

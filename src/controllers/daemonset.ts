@@ -30,7 +30,7 @@ import type {
   PodTemplateSpec,
   Toleration,
 } from "kubernetes-types/core/v1.js";
-import { isStatusError } from "../api/status.js";
+import { hasStatusCause, isStatusError } from "../api/status.js";
 import { controller } from "../client/controller.js";
 import type { Informer } from "../client/informer.js";
 import { objectKey } from "../client/resources.js";
@@ -543,12 +543,6 @@ class Backoff {
   }
 }
 
-function hasNamespaceTerminating(err: unknown): boolean {
-  return (
-    isStatusError(err) && !!err.details?.causes?.some((c) => c.reason === "NamespaceTerminating")
-  );
-}
-
 export function daemonSetController(ctx: ControllerContext) {
   const { client, informers, clock } = ctx;
   const recorder = ctx.recorder("daemonset-controller");
@@ -651,7 +645,7 @@ export function daemonSetController(ctx: ControllerContext) {
         const created = await podsClient.namespace(ns).create(pod);
         recorder.event(ds, "Normal", "SuccessfulCreate", `Created pod: ${created.metadata?.name}`);
       } catch (err) {
-        if (hasNamespaceTerminating(err)) return;
+        if (hasStatusCause(err, "NamespaceTerminating")) return;
         recorder.event(ds, "Warning", "FailedCreate", `Error creating: ${errorMessage(err)}`);
         expectations.creationObserved(createKey(key));
         throw err;

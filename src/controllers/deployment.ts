@@ -29,7 +29,7 @@ import type {
   ReplicaSet,
 } from "kubernetes-types/apps/v1.js";
 import type { Pod } from "kubernetes-types/core/v1.js";
-import { isStatusError } from "../api/status.js";
+import { hasStatusCause, isStatusError } from "../api/status.js";
 import { controller } from "../client/controller.js";
 import type { Informer } from "../client/informer.js";
 import { objectKey } from "../client/resources.js";
@@ -845,10 +845,7 @@ export function deploymentController(ctx: ControllerContext) {
           await updateStatus(d);
           throw err;
         }
-      } else if (
-        isStatusError(err) &&
-        err.details?.causes?.some((c) => c.reason === "NamespaceTerminating")
-      ) {
+      } else if (hasStatusCause(err, "NamespaceTerminating")) {
         throw err;
       } else {
         const msg = `Failed to create new replica set "${newRS.metadata?.name}": ${errorMessage(err)}`;

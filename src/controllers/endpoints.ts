@@ -29,7 +29,7 @@ import type {
   Service,
   ServicePort,
 } from "kubernetes-types/core/v1.js";
-import { isStatusError } from "../api/status.js";
+import { hasStatusCause, isStatusError } from "../api/status.js";
 import { controller } from "../client/controller.js";
 import type { Informer } from "../client/informer.js";
 import { objectKey } from "../client/resources.js";
@@ -657,7 +657,7 @@ export function endpointsDescriptorWith(
             if (
               !current &&
               isStatusError(err, "Forbidden") &&
-              err.details?.causes?.some((cause) => cause.reason === "NamespaceTerminating")
+              hasStatusCause(err, "NamespaceTerminating")
             )
               return;
             // Created meanwhile: the cache has not seen it yet.

@@ -26,7 +26,7 @@
 import type { Node, Pod, Service } from "kubernetes-types/core/v1.js";
 import type { Endpoint, EndpointPort, EndpointSlice } from "kubernetes-types/discovery/v1.js";
 import type { ObjectReference } from "kubernetes-types/core/v1.js";
-import { isStatusError } from "../api/status.js";
+import { hasStatusCause } from "../api/status.js";
 import { controller } from "../client/controller.js";
 import type { Client } from "../client/resources.js";
 import {
@@ -867,7 +867,7 @@ export async function applySlicePlan(
       try {
         tracker.update(await api.create(slice));
       } catch (err) {
-        if (isStatusError(err) && hasCause(err, "NamespaceTerminating")) return;
+        if (hasStatusCause(err, "NamespaceTerminating")) return;
         throw new Error(
           `failed to create EndpointSlice for ${what} ${ns}/${name}: ${errorMessage(err)}`,
         );
@@ -893,10 +893,6 @@ export async function applySlicePlan(
     }
     tracker.expectDeletion(slice);
   }
-}
-
-function hasCause(err: { details?: { causes?: { reason?: string }[] } }, reason: string) {
-  return err.details?.causes?.some((c) => c.reason === reason) ?? false;
 }
 
 export const endpointSliceDescriptor = endpointSliceDescriptorWith();

@@ -25,7 +25,7 @@
 
 import type { Job, JobCondition, JobStatus } from "kubernetes-types/batch/v1.js";
 import type { Container, Pod, PodTemplateSpec } from "kubernetes-types/core/v1.js";
-import { isStatusError } from "../api/status.js";
+import { hasStatusCause, isStatusError } from "../api/status.js";
 import type { Clock } from "../client/clock.js";
 import { controller } from "../client/controller.js";
 import type { Informer } from "../client/informer.js";
@@ -1245,11 +1245,7 @@ export class JobSyncer {
               `Created pod: ${created.metadata?.name}`,
             );
           } catch (err) {
-            if (
-              isStatusError(err) &&
-              err.details?.causes?.some((c) => c.reason === "NamespaceTerminating")
-            )
-              return;
+            if (hasStatusCause(err, "NamespaceTerminating")) return;
             this.fx.event(job, "Warning", "FailedCreate", `Error creating: ${errorMessage(err)}`);
             this.expectations.creationObserved(key);
             active--;

@@ -19,7 +19,7 @@ import type {
   ReplicaSetStatus,
 } from "kubernetes-types/apps/v1.js";
 import type { LabelSelector, OwnerReference } from "kubernetes-types/meta/v1.js";
-import { isStatusError } from "../api/status.js";
+import { hasStatusCause, isStatusError } from "../api/status.js";
 import { controller, type Controller } from "../client/controller.js";
 import type { Informer } from "../client/informer.js";
 import type { ResourceClient } from "../client/resources.js";
@@ -183,10 +183,6 @@ export const REPLICATIONCONTROLLER_KIND: ReplicatedKind = {
     mapSelectorMatches(obj.spec?.selector as Record<string, string> | undefined, labels),
 };
 
-function hasCause(err: unknown, type: string): boolean {
-  return isStatusError(err) && !!err.details?.causes?.some((c) => c.reason === type);
-}
-
 /** Builds the controller for `kind` over the context's informers. */
 export function replicatedController(
   ctx: ControllerContext,
@@ -281,13 +277,13 @@ export function replicatedController(
           );
         } catch (err) {
           if (isStatusError(err) && err.code === 504) return;
-          if (!hasCause(err, "NamespaceTerminating"))
+          if (!hasStatusCause(err, "NamespaceTerminating"))
             recorder.event(rs, "Warning", "FailedCreate", `Error creating: ${errorMessage(err)}`);
           throw err;
         }
       });
       for (let i = successes; i < action.count; i++) expectations.creationObserved(key);
-      if (error !== undefined && !hasCause(error, "NamespaceTerminating")) throw error;
+      if (error !== undefined && !hasStatusCause(error, "NamespaceTerminating")) throw error;
     } else if (action.type === "delete") {
       const keys = action.pods.map(objectKey);
       expectations.expectDeletions(key, keys);

@@ -9,7 +9,7 @@
  */
 
 import type { ConfigMap, Namespace, ServiceAccount } from "kubernetes-types/core/v1.js";
-import { isStatusError } from "../api/status.js";
+import { hasStatusCause, isStatusError } from "../api/status.js";
 import { controller } from "../client/controller.js";
 import type { ControllerContext, ControllerDescriptor } from "./context.js";
 import { errorMessage } from "./context.js";
@@ -30,8 +30,7 @@ export function missingServiceAccounts(
 function ignoreTerminating(err: unknown): boolean {
   return (
     isStatusError(err, "AlreadyExists") ||
-    (isStatusError(err) &&
-      (err.details?.causes?.some((c) => c.reason === "NamespaceTerminating") ?? false)) ||
+    hasStatusCause(err, "NamespaceTerminating") ||
     isStatusError(err, "NotFound")
   );
 }
