@@ -7,7 +7,7 @@ import {
   type FieldError,
 } from "../../api/status.js";
 import { send, type Request, type Response } from "../http.js";
-import type { Registry } from "../registry/store.js";
+import { checkPreconditions, type Registry } from "../registry/store.js";
 import { formatTime } from "../../api/time.js";
 import type { KObject } from "../registry/types.js";
 import { readRequestObject, type BodyDecoder } from "./resource.js";
@@ -58,13 +58,7 @@ export async function handleBinding(
   await pods.guaranteedUpdate(namespace, pod, (obj) => {
     const meta = obj.metadata!;
     const spec = (obj.spec ??= {}) as { nodeName?: string };
-    if (binding.metadata?.uid && binding.metadata.uid !== meta.uid) {
-      throw conflict(
-        bindingResource,
-        pod,
-        `Precondition failed: UID in precondition: ${binding.metadata.uid}, UID in object meta: ${meta.uid}`,
-      );
-    }
+    checkPreconditions(bindingResource, pod, { uid: binding.metadata?.uid }, meta);
     if (meta.deletionTimestamp) {
       throw conflict(
         bindingResource,

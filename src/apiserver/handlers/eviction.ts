@@ -1,7 +1,7 @@
-import { badRequest, conflict, isStatusError, StatusError } from "../../api/status.js";
+import { badRequest, isStatusError, StatusError } from "../../api/status.js";
 import { formatTime } from "../../api/time.js";
 import { send, negotiate, type Request, type Response } from "../http.js";
-import type { Registry } from "../registry/store.js";
+import { checkPreconditions, type Registry } from "../registry/store.js";
 import type { KObject } from "../registry/types.js";
 import { readRequestObject, type BodyDecoder } from "./resource.js";
 import type { AdmissionHook } from "../admission/chain.js";
@@ -71,24 +71,7 @@ export async function handleEviction(
       preconditions.resourceVersion = pod.metadata?.resourceVersion;
     if (!dryRun) {
       const marked = await pods.guaranteedUpdate(namespace, name, (latest) => {
-        const meta = latest.metadata ?? {};
-        if (preconditions.uid && preconditions.uid !== meta.uid) {
-          throw conflict(
-            { group: "", resource: "pods" },
-            name,
-            `Precondition failed: UID in precondition: ${preconditions.uid}, UID in object meta: ${meta.uid}`,
-          );
-        }
-        if (
-          preconditions.resourceVersion &&
-          preconditions.resourceVersion !== meta.resourceVersion
-        ) {
-          throw conflict(
-            { group: "", resource: "pods" },
-            name,
-            `Precondition failed: ResourceVersion in precondition: ${preconditions.resourceVersion}, ResourceVersion in object meta: ${meta.resourceVersion}`,
-          );
-        }
+        checkPreconditions(pods.gr, name, preconditions, latest.metadata ?? {});
         setDisruptionTarget(latest);
       });
       if (preconditions.resourceVersion !== undefined)

@@ -22,6 +22,7 @@ import {
 } from "../../api/selectors.js";
 import { validateObjectMeta } from "../validation/objectmeta.js";
 import { formatTime } from "../../api/time.js";
+import { deepEqual } from "../strategies/util.js";
 import { managedFieldsJSON, trackUpdate, type ManagedContext } from "../apply/managedfields.js";
 import { typeNameForKind } from "../../api/schema/index.js";
 import type { KObject, ResourceDef, ServerObjectMeta } from "./types.js";
@@ -763,7 +764,8 @@ export class Registry {
       if (this.def.strategy.tracksGeneration) {
         const changed =
           JSON.stringify(withoutMetaAndStatus(obj)) !== JSON.stringify(withoutMetaAndStatus(old)) ||
-          (!!this.def.strategy.labelsBumpGeneration && !sameLabels(meta.labels, oldMeta.labels));
+          (!!this.def.strategy.labelsBumpGeneration &&
+            !deepEqual(meta.labels ?? {}, oldMeta.labels ?? {}));
         meta.generation = (oldMeta.generation ?? 1) + (changed ? 1 : 0);
       }
     }
@@ -863,21 +865,7 @@ export class Registry {
     for (;;) {
       const obj = await this.get(namespace, name);
       const meta = obj.metadata!;
-      const pre = opts.preconditions;
-      if (pre?.uid && pre.uid !== meta.uid) {
-        throw conflict(
-          this.gr,
-          name,
-          `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${meta.uid}`,
-        );
-      }
-      if (pre?.resourceVersion && pre.resourceVersion !== meta.resourceVersion) {
-        throw conflict(
-          this.gr,
-          name,
-          `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${meta.resourceVersion}`,
-        );
-      }
+      checkPreconditions(this.gr, name, opts.preconditions, meta);
       await opts.admission?.validate(undefined, obj);
       const rv = Number(meta.resourceVersion);
       // The garbage collector's finalizers, as upstream sets them for the propagation policy.
@@ -1051,11 +1039,27 @@ function setManagedFields(meta: ServerObjectMeta, tracked: KObject): void {
   else meta.managedFields = managed;
 }
 
-function sameLabels(a: unknown, b: unknown): boolean {
-  const x = (a ?? {}) as Record<string, unknown>;
-  const y = (b ?? {}) as Record<string, unknown>;
-  const keys = Object.keys(x);
-  return keys.length === Object.keys(y).length && keys.every((k) => x[k] === y[k]);
+/** DeleteOptions.preconditions against the object as stored: a 409 Conflict when they fail. */
+export function checkPreconditions(
+  gr: GroupResource,
+  name: string,
+  pre: { uid?: string; resourceVersion?: string } | undefined,
+  meta: { uid?: string; resourceVersion?: string },
+): void {
+  if (pre?.uid && pre.uid !== meta.uid) {
+    throw conflict(
+      gr,
+      name,
+      `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${meta.uid}`,
+    );
+  }
+  if (pre?.resourceVersion && pre.resourceVersion !== meta.resourceVersion) {
+    throw conflict(
+      gr,
+      name,
+      `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${meta.resourceVersion}`,
+    );
+  }
 }
 
 function withoutMetaAndStatus(obj: KObject): Record<string, unknown> {
