@@ -209,6 +209,14 @@ export class LeaderElector {
     this.lease = lease;
   }
 
+  private getLease(signal: AbortSignal): Promise<Lease> {
+    return this.leases.rest.request<Lease>(
+      "GET",
+      this.leases.path(this.config.namespace, this.config.name),
+      { signal },
+    );
+  }
+
   private async update(record: LeaderElectionRecord, signal: AbortSignal): Promise<Lease> {
     if (!this.lease) throw new Error("lease not initialized, call get or create first");
     const lease: Lease = { ...this.lease, spec: specFromRecord(record) };
@@ -245,11 +253,7 @@ export class LeaderElector {
 
     let current: Lease;
     try {
-      current = await this.leases.rest.request<Lease>(
-        "GET",
-        this.leases.path(this.config.namespace, this.config.name),
-        { signal },
-      );
+      current = await this.getLease(signal);
     } catch (err) {
       if (!isStatusError(err) || err.code !== 404) {
         this.config.onError?.(err);
@@ -329,11 +333,7 @@ export class LeaderElector {
         }
       }
       try {
-        const current = await this.leases.rest.request<Lease>(
-          "GET",
-          this.leases.path(this.config.namespace, this.config.name),
-          { signal },
-        );
+        const current = await this.getLease(signal);
         if (current.spec?.holderIdentity !== this.config.identity) return true;
         this.lease = current;
         record.leaderTransitions = recordFromLease(current).leaderTransitions;
