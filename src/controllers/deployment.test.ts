@@ -180,6 +180,17 @@ test("a rolling update steps within maxSurge and maxUnavailable to the new templ
   assert.deepEqual(step.actions, [{ name: "web-old", to: 8 }]);
 });
 
+test("a rolling step refuses to scale an old ReplicaSet up when its status counts more available pods than its spec", () => {
+  const d = deployment(4); // maxSurge 1, maxUnavailable 1
+  // The old ReplicaSet was just lowered to 2; its status still counts the 3 pods it had.
+  const old = rs("web-old", 2, 3, { created: "2025-12-01T00:00:00Z" });
+  const next = rs("web-new", 3, 2);
+  assert.throws(
+    () => planRollingStep(d, next, [old]),
+    /when cleaning up unhealthy replicas, got invalid request to scale down default\/web-old 2 -> 3/,
+  );
+});
+
 function replicas(list: ReplicaSet[]): number {
   return list.reduce((n, r) => n + (r.spec?.replicas ?? 0), 0);
 }

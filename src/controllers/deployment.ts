@@ -391,6 +391,13 @@ export function planScale(
   return actions;
 }
 
+function invalidScaleDown(when: string, rs: ReplicaSet, to: number): Error {
+  const { namespace, name } = rs.metadata ?? {};
+  return new Error(
+    `when ${when}, got invalid request to scale down ${namespace}/${name} ${replicasOf(rs)} -> ${to}`,
+  );
+}
+
 /**
  * One step of a rolling update: scale the new ReplicaSet up (within maxSurge) if it can grow;
  * otherwise scale old ReplicaSets down, unhealthy replicas first, without going below
@@ -432,6 +439,8 @@ export function planRollingStep(
     const avail = rs.status?.availableReplicas ?? 0;
     if (r === 0 || r === avail) continue;
     const down = Math.min(maxScaledDown - cleaned, r - avail);
+    // A status that still counts more available pods than the lowered spec would scale up.
+    if (down < 0) throw invalidScaleDown("cleaning up unhealthy replicas", rs, r - down);
     rs.spec!.replicas = r - down;
     actions.push({ name: rs.metadata!.name!, to: r - down });
     cleaned += down;
