@@ -19,7 +19,11 @@ function run(cmd: string, args: string[]): string {
 }
 
 interface PodJSON {
-  metadata: { name: string; annotations?: Record<string, string> };
+  metadata: {
+    name: string;
+    annotations?: Record<string, string>;
+    managedFields?: Array<{ fieldsV1?: unknown }>;
+  };
   spec: {
     serviceAccountName?: string;
     priority?: number;
@@ -255,6 +259,14 @@ ${extra}`;
         tolerationSeconds: 300,
       },
     ]);
+    // As upstream, the creator owns what it sent (with defaults), not what admission added.
+    const withFields = JSON.parse(
+      ok(admin(), ["get", "pod", "p", "-n", "sa", "-o", "json", "--show-managed-fields"]),
+    ) as PodJSON;
+    const owned = JSON.stringify(withFields.metadata.managedFields?.[0]?.fieldsV1);
+    assert.match(owned, /"f:containers"/);
+    for (const field of ["f:volumes", "f:volumeMounts", "f:serviceAccountName", "f:tolerations"])
+      assert.ok(!owned.includes(field), `${field} is not the creator's: ${owned}`);
   });
 
   test("LimitRange defaults fill in what containers leave out", () => {

@@ -170,6 +170,19 @@ describe("trackUpdate", () => {
     assert.equal(JSON.stringify(entries(obj)[0]!.fieldsV1), JSON.stringify(CREATED_FIELDS));
   });
 
+  it("gives objects alike but for their names the same created fields, and others their own", () => {
+    const fieldsOf = (obj: KObject) =>
+      JSON.stringify(entries(trackUpdate(undefined, obj, deploy("m")))[0]!.fieldsV1);
+    const other = created();
+    other.metadata!.name = "web-2";
+    assert.equal(fieldsOf(other), JSON.stringify(CREATED_FIELDS));
+    assert.equal(other.metadata!.name, "web-2");
+    const labelled = created();
+    labelled.metadata!.labels = { app: "web", tier: "front" };
+    assert.match(fieldsOf(labelled), /"f:tier":\{\}/);
+    assert.equal(fieldsOf(created()), JSON.stringify(CREATED_FIELDS));
+  });
+
   it("moves changed fields to the writer; an unchanged write keeps everything", () => {
     const v1 = trackUpdate(undefined, created(), deploy("kubectl-create"));
     const edited = structuredClone(v1);

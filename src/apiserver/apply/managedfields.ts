@@ -385,8 +385,7 @@ function managedForUpdate(old: KObject | undefined, next: KObject, subresource: 
  * becomes an object only when something reads it.
  */
 function trackCreate(shape: Shape, next: KObject, ctx: ManagedContext): KObject {
-  const skip = shape.k === "struct" && shape.type.jsonFields.has("status") ? STATUS : NONE;
-  const json = createdFieldsV1JSON(shape, next, skip, STRIPPED);
+  const json = createdFieldsOf(shape, next, ctx.typeName);
   if (json === "") return withManagedFields(next, undefined);
   const entry: ManagedFieldsEntry = {};
   entry.manager = ctx.manager || "unknown";
@@ -412,6 +411,33 @@ function trackCreate(shape: Shape, next: KObject, ctx: ManagedContext): KObject 
   rawFieldsV1.set(entry, json);
   return withManagedFields(next, [entry]);
 }
+
+/**
+ * The FieldsV1 text of what a create of `obj` sets, remembered for the last objects seen: a
+ * controller creates many objects from one template (a ReplicaSet's pods differ only in the
+ * name the server generates afterwards), and the answer depends only on the object's content,
+ * less the never-owned name.
+ */
+function createdFieldsOf(shape: Shape, obj: KObject, typeName: string): string {
+  const meta = obj.metadata as { name?: string } | undefined;
+  const name = meta?.name;
+  if (meta && name !== undefined) meta.name = undefined;
+  const key = typeName + "\n" + JSON.stringify(obj);
+  if (meta && name !== undefined) meta.name = name;
+  let json = createdFieldsCache.get(key);
+  if (json === undefined) {
+    const skip = shape.k === "struct" && shape.type.jsonFields.has("status") ? STATUS : NONE;
+    json = createdFieldsV1JSON(shape, obj, skip, STRIPPED);
+    if (createdFieldsCache.size >= CREATED_FIELDS_CACHE_SIZE) {
+      createdFieldsCache.delete(createdFieldsCache.keys().next().value!);
+    }
+    createdFieldsCache.set(key, json);
+  }
+  return json;
+}
+
+const CREATED_FIELDS_CACHE_SIZE = 64;
+const createdFieldsCache = new Map<string, string>();
 
 /** The FieldsV1 text of entries whose fieldsV1 is still only text. */
 const rawFieldsV1 = new WeakMap<ManagedFieldsEntry, string>();

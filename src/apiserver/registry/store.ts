@@ -335,6 +335,10 @@ export class Registry {
     opts: { dryRun?: boolean; manager?: string; admission?: AdmissionHook } = {},
   ): Promise<KObject> {
     this.admitNew(obj, namespace);
+    // As upstream, the writer owns what it sent (defaults included), not what admission adds.
+    if (opts.manager !== undefined) {
+      setManagedFields(obj.metadata!, trackUpdate(undefined, obj, this.managed(opts.manager)));
+    }
     await opts.admission?.mutate(obj, undefined);
     const meta = obj.metadata!;
     const generated = !meta.name && !!meta.generateName;
@@ -354,9 +358,6 @@ export class Registry {
     this.def.strategy.prepareForCreate?.(obj);
     this.validate(obj);
     await opts.admission?.validate(obj, undefined);
-    if (opts.manager !== undefined) {
-      setManagedFields(meta, trackUpdate(undefined, obj, this.managed(opts.manager)));
-    }
     const allocation = this.def.allocator?.allocate(obj);
     if (opts.dryRun) {
       allocation?.undo();
@@ -710,6 +711,11 @@ export class Registry {
     else delete meta.deletionTimestamp;
     if (oldMeta.deletionGracePeriodSeconds !== undefined)
       meta.deletionGracePeriodSeconds = oldMeta.deletionGracePeriodSeconds;
+    // As upstream, the writer owns what it changed, not what admission or the strategy change.
+    if (opts.manager !== undefined) {
+      const ctx = this.managed(opts.manager, opts.managedSubresource ?? opts.subresource);
+      setManagedFields(meta, trackUpdate(old, obj, ctx));
+    }
     await opts.admission?.mutate(obj, old);
     if (opts.subresource === "status" || opts.subresource === "approval") {
       for (const field of Object.keys(obj)) {
@@ -771,10 +777,6 @@ export class Registry {
     }
     this.validate(obj, old);
     await opts.admission?.validate(obj, old);
-    if (opts.manager !== undefined) {
-      const ctx = this.managed(opts.manager, opts.managedSubresource ?? opts.subresource);
-      setManagedFields(meta, trackUpdate(old, obj, ctx));
-    }
     const allocation = opts.subresource ? undefined : this.def.allocator?.allocate(obj, old);
     if (opts.dryRun) {
       allocation?.undo();
