@@ -184,7 +184,9 @@ export class SchedulingQueue implements PodNominator {
   private readonly profiles: Map<string, QueueProfile>;
   /** Pods popped and not yet done, with the event sequence number at pop time. */
   private readonly inFlight = new Map<string, number>();
+  /** Events seen while pods are in flight; those before `eventsHead` no pod needs any more. */
   private events: RecordedEvent[] = [];
+  private eventsHead = 0;
   private seq = 0;
   private cycle = 0;
   private waiters: (() => void)[] = [];
@@ -235,6 +237,8 @@ export class SchedulingQueue implements PodNominator {
     this.cycle++;
     q.unschedulablePlugins.clear();
     q.pendingPlugins.clear();
+    // Entries stay in pop order, so the first is the oldest (see done).
+    this.inFlight.delete(q.podInfo.key);
     this.inFlight.set(q.podInfo.key, this.seq);
     return q;
   }
@@ -273,12 +277,17 @@ export class SchedulingQueue implements PodNominator {
     if (!this.inFlight.delete(key)) return;
     if (this.inFlight.size === 0) {
       this.events = [];
+      this.eventsHead = 0;
       return;
     }
-    const oldest = Math.min(...this.inFlight.values());
-    let i = 0;
+    const oldest = this.inFlight.values().next().value!;
+    let i = this.eventsHead;
     while (i < this.events.length && this.events[i]!.seq <= oldest) i++;
-    if (i > 0) this.events = this.events.slice(i);
+    this.eventsHead = i;
+    if (i >= 1024 && i * 2 >= this.events.length) {
+      this.events = this.events.slice(i);
+      this.eventsHead = 0;
+    }
   }
 
   /**
@@ -299,7 +308,8 @@ export class SchedulingQueue implements PodNominator {
         strategy = "afterBackoff";
       else {
         strategy = "skip";
-        for (const e of this.events) {
+        for (let i = this.eventsHead; i < this.events.length; i++) {
+          const e = this.events[i]!;
           if (since !== undefined && e.seq <= since) continue;
           const s = this.isPodWorthRequeuing(q, e.event, e.oldObj, e.newObj);
           if (s === "immediately") {
