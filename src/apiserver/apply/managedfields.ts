@@ -208,6 +208,18 @@ export function serverSideApply(
  */
 export function managerFromUserAgent(userAgent: string | undefined): string {
   if (!userAgent) return "";
+  // Clients send the same few User-Agents on every request.
+  const known = managerOfUserAgent.get(userAgent);
+  if (known !== undefined) return known;
+  const manager = managerFromPrefix(userAgent);
+  if (managerOfUserAgent.size >= 256) managerOfUserAgent.clear();
+  managerOfUserAgent.set(userAgent, manager);
+  return manager;
+}
+
+const managerOfUserAgent = new Map<string, string>();
+
+function managerFromPrefix(userAgent: string): string {
   const prefix = userAgent.split("/")[0] ?? "";
   let out = "";
   let bytes = 0;
