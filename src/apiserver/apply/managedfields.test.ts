@@ -170,17 +170,24 @@ describe("trackUpdate", () => {
     assert.equal(JSON.stringify(entries(obj)[0]!.fieldsV1), JSON.stringify(CREATED_FIELDS));
   });
 
-  it("gives objects alike but for their names the same created fields, and others their own", () => {
+  it("gives objects made from one template the same created fields, and others their own", () => {
     const fieldsOf = (obj: KObject) =>
       JSON.stringify(entries(trackUpdate(undefined, obj, deploy("m")))[0]!.fieldsV1);
-    const other = created();
-    other.metadata!.name = "web-2";
-    assert.equal(fieldsOf(other), JSON.stringify(CREATED_FIELDS));
-    assert.equal(other.metadata!.name, "web-2");
-    const labelled = created();
-    labelled.metadata!.labels = { app: "web", tier: "front" };
-    assert.match(fieldsOf(labelled), /"f:tier":\{\}/);
-    assert.equal(fieldsOf(created()), JSON.stringify(CREATED_FIELDS));
+    const fromTemplate = (labels: Record<string, string>) => {
+      const obj = created();
+      delete obj.metadata!.name;
+      obj.metadata!.generateName = "web-";
+      obj.metadata!.labels = labels;
+      return obj;
+    };
+    const expected = JSON.stringify({
+      "f:metadata": { "f:generateName": {}, ...CREATED_FIELDS["f:metadata"] },
+      "f:spec": CREATED_FIELDS["f:spec"],
+    });
+    assert.equal(fieldsOf(fromTemplate({ app: "web" })), expected);
+    assert.equal(fieldsOf(fromTemplate({ app: "web" })), expected);
+    assert.match(fieldsOf(fromTemplate({ app: "web", tier: "front" })), /"f:tier":\{\}/);
+    assert.equal(fieldsOf(fromTemplate({ app: "web" })), expected);
   });
 
   it("moves changed fields to the writer; an unchanged write keeps everything", () => {

@@ -425,20 +425,18 @@ function trackCreate(shape: Shape, next: KObject, ctx: ManagedContext): KObject 
 }
 
 /**
- * The FieldsV1 text of what a create of `obj` sets, remembered for the last objects seen: a
- * controller creates many objects from one template (a ReplicaSet's pods differ only in the
- * name the server generates afterwards), and the answer depends only on the object's content,
- * less the never-owned name.
+ * The FieldsV1 text of what a create of `obj` sets. For objects whose name the server generates
+ * it is remembered for the last ones seen: those come from templates (a ReplicaSet's pods are
+ * alike but for the name generated afterwards), and the answer depends only on the object's
+ * content. Objects named by their creator are mostly unlike each other and not worth the key.
  */
 function createdFieldsOf(shape: Shape, obj: KObject, typeName: string): string {
-  const meta = obj.metadata as { name?: string } | undefined;
-  const name = meta?.name;
-  if (meta && name !== undefined) meta.name = undefined;
+  const skip = shape.k === "struct" && shape.type.jsonFields.has("status") ? STATUS : NONE;
+  const meta = obj.metadata as { name?: string; generateName?: string } | undefined;
+  if (!meta?.generateName || meta.name) return createdFieldsV1JSON(shape, obj, skip, STRIPPED);
   const key = typeName + "\n" + JSON.stringify(obj);
-  if (meta && name !== undefined) meta.name = name;
   let json = createdFieldsCache.get(key);
   if (json === undefined) {
-    const skip = shape.k === "struct" && shape.type.jsonFields.has("status") ? STATUS : NONE;
     json = createdFieldsV1JSON(shape, obj, skip, STRIPPED);
     if (createdFieldsCache.size >= CREATED_FIELDS_CACHE_SIZE) {
       createdFieldsCache.delete(createdFieldsCache.keys().next().value!);
