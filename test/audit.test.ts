@@ -20,22 +20,24 @@ rules:
 - level: Metadata
 `;
 
-/** A POST on a connection of its own (no keep-alive socket left idle since an earlier test). */
-function post(
+/** A request on a connection of its own (no keep-alive socket left idle since an earlier test). */
+function send(
   server: TestAPIServer,
+  method: string,
   urlPath: string,
-  body: string,
+  body?: string,
+  headers: Record<string, string> = {},
 ): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = https.request(
       {
         host: "127.0.0.1",
         port: server.securePort,
-        method: "POST",
+        method,
         path: urlPath,
         agent: false,
         ca: fs.readFileSync(server.caFile),
-        headers: { "content-type": "application/json" },
+        headers: { "content-type": "application/json", ...headers },
       },
       (res) => {
         let data = "";
@@ -54,9 +56,9 @@ interface AuditEvent {
   verb: string;
   requestURI: string;
   auditID: string;
-  user: { username: string };
   objectRef?: { resource: string; namespace?: string; name?: string; apiVersion: string };
-  responseStatus?: { code: number; reason?: string };
+  user: { username?: string; groups?: string[] };
+  responseStatus?: { metadata?: object; code: number; reason?: string; message?: string };
   requestObject?: { data?: Record<string, string> };
   responseObject?: { metadata?: { name?: string; resourceVersion?: string } };
   annotations?: Record<string, string>;
@@ -79,7 +81,14 @@ describe("audit log", () => {
 
   before(async () => {
     fs.writeFileSync(path.join(dir.path, "policy.yaml"), POLICY);
+    // A token authenticator (with the token of the test kubeconfig), so that a token nobody
+    // accepts is refused rather than taken as anonymous.
+    fs.writeFileSync(
+      path.join(dir.path, "tokens.csv"),
+      'not-checked-yet,admin,1001,"system:masters"\n',
+    );
     server = new TestAPIServer(dir.path, [
+      `--token-auth-file=${path.join(dir.path, "tokens.csv")}`,
       `--audit-policy-file=${path.join(dir.path, "policy.yaml")}`,
       `--audit-log-path=${logFile}`,
       "--audit-log-maxsize=1",
@@ -128,11 +137,32 @@ describe("audit log", () => {
     assert.equal(missing.responseStatus?.reason, "NotFound");
   });
 
+  test("a request with refused credentials is audited once, without a user, with what it tried", async () => {
+    const r = await send(server, "GET", "/api/v1/namespaces/default/secrets", undefined, {
+      authorization: "Bearer not-a-token",
+    });
+    assert.equal(r.status, 401);
+    await new Promise((r) => setTimeout(r, 100));
+    const failed = events().filter((e) => e.responseStatus?.code === 401);
+    assert.equal(failed.length, 1, JSON.stringify(failed));
+    const e = failed[0]!;
+    assert.equal(e.stage, "ResponseStarted");
+    assert.equal(e.verb, "list");
+    assert.deepEqual(e.user, {});
+    assert.deepEqual(e.objectRef, { resource: "secrets", namespace: "default", apiVersion: "v1" });
+    assert.deepEqual(e.responseStatus, {
+      metadata: {},
+      message: "Authentication failed, attempted: bearer",
+      code: 401,
+    });
+  });
+
   test("the log rotates past --audit-log-maxsize and keeps --audit-log-maxbackup files", async () => {
     const big = "x".repeat(400 * 1024);
     for (let i = 0; i < 8; i++) {
-      const r = await post(
+      const r = await send(
         server,
+        "POST",
         "/api/v1/namespaces/default/configmaps",
         JSON.stringify({
           apiVersion: "v1",

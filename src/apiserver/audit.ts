@@ -251,9 +251,11 @@ export class AuditRecord {
     },
   ) {
     const { info } = fields;
-    const user: Record<string, unknown> = { username: fields.user.username };
+    // Upstream's UserInfo leaves empty fields out: a request that was not authenticated has `{}`.
+    const user: Record<string, unknown> = {};
+    if (fields.user.username) user.username = fields.user.username;
     if (fields.user.uid) user.uid = fields.user.uid;
-    user.groups = fields.user.groups;
+    if (fields.user.groups.length > 0) user.groups = fields.user.groups;
     if (fields.user.extra && Object.keys(fields.user.extra).length > 0)
       user.extra = fields.user.extra;
     this.event = {
@@ -322,6 +324,20 @@ export class AuditRecord {
     const meta = (obj as { metadata?: Record<string, unknown> }).metadata;
     if (meta?.managedFields) delete meta.managedFields;
     return obj;
+  }
+
+  /**
+   * A request whose credentials were refused: one event, at ResponseStarted, with no user and
+   * the 401 status carrying what was attempted, as upstream's failed-authentication audit.
+   */
+  failedAuthentication(message: string): void {
+    if (this.omit.includes("ResponseStarted")) return;
+    this.log.write({
+      ...this.event,
+      stage: "ResponseStarted",
+      responseStatus: { metadata: {}, message, code: 401 },
+      stageTimestamp: microTime(Date.now()),
+    });
   }
 
   stage(stage: AuditStage, response?: { code: number; body?: Buffer; contentType?: string }): void {

@@ -418,7 +418,10 @@ export class APIServer {
           warnings,
           auditAnnotations: authAnnotations,
         });
-        if (!user) throw unauthorizedError();
+        if (!user) {
+          this.auditFailedAuthentication(req, res, info);
+          throw unauthorizedError();
+        }
         if (warnings.length > 0) {
           res.setHeader(
             "warning",
@@ -483,6 +486,37 @@ export class APIServer {
     } catch (err) {
       this.fail(req, res, err, format);
     }
+  }
+
+  /** Audits a request whose credentials were refused, naming the methods it attempted. */
+  private auditFailedAuthentication(req: Request, res: Response, info: RequestInfo): void {
+    const auditor = this.config.auditor;
+    if (!auditor) return;
+    const audit = auditor.start({
+      requestURI: req.url ?? "/",
+      verb: info.verb,
+      user: { username: "", groups: [] },
+      sourceIPs: [req.socket.remoteAddress ?? ""],
+      userAgent: req.headers["user-agent"] as string | undefined,
+      info,
+    });
+    if (!audit) return;
+    (res as import("node:http").ServerResponse).setHeader("audit-id", audit.auditID);
+    const attempted: string[] = [];
+    const authorization = String(req.headers.authorization ?? "").trim();
+    const scheme = authorization.split(" ");
+    if (scheme.length > 1 && scheme[0]!.toLowerCase() === "basic") attempted.push("basic");
+    if (scheme.length > 1 && scheme[0]!.toLowerCase() === "bearer") attempted.push("bearer");
+    const query = new URL(req.url ?? "/", "https://apiserver").searchParams;
+    if ((query.get("access_token") ?? "").trim()) attempted.push("access_token");
+    const socket = req.socket as import("node:tls").TLSSocket;
+    const cert = typeof socket.getPeerCertificate === "function" && socket.getPeerCertificate();
+    if (cert && Object.keys(cert).length > 0) attempted.push("x509");
+    audit.failedAuthentication(
+      attempted.length > 0
+        ? `Authentication failed, attempted: ${attempted.join(", ")}`
+        : "Authentication failed, no credentials provided",
+    );
   }
 
   /**
