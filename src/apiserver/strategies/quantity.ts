@@ -38,7 +38,8 @@ const BINARY_SUFFIXES: Record<string, number> = { Ki: 10, Mi: 20, Gi: 30, Ti: 40
 const BINARY_NAMES = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"];
 const INT64_MAX = (1n << 63n) - 1n;
 
-const pow10 = (e: number): bigint => 10n ** BigInt(e);
+const POW10 = Array.from({ length: 64 }, (_, e) => 10n ** BigInt(e));
+const pow10 = (e: number): bigint => POW10[e] ?? 10n ** BigInt(e);
 const abs = (x: bigint): bigint => (x < 0n ? -x : x);
 
 /** Divides rounding away from zero (upstream's RoundUp). */
@@ -47,8 +48,24 @@ function divUp(n: bigint, d: bigint): bigint {
   return n % d === 0n ? q : n < 0n ? q - 1n : q + 1n;
 }
 
-/** Upstream's ParseQuantity. Throws QuantityError with upstream's message. */
+/**
+ * Upstream's ParseQuantity. Throws QuantityError with upstream's message. Objects repeat the
+ * same few quantities ("100m", "128Mi"): the last ones parsed are remembered, and each caller
+ * gets a copy of its own.
+ */
 export function parseQuantity(input: string): Quantity {
+  const known = parsedQuantities.get(input);
+  if (known) return { ...known };
+  const q = parseQuantityText(input);
+  if (parsedQuantities.size >= PARSED_QUANTITIES_SIZE) parsedQuantities.clear();
+  parsedQuantities.set(input, q);
+  return { ...q };
+}
+
+const PARSED_QUANTITIES_SIZE = 1024;
+const parsedQuantities = new Map<string, Quantity>();
+
+function parseQuantityText(input: string): Quantity {
   const s = input;
   if (s.length === 0) throw new QuantityError(QUANTITY_FORMAT_ERROR);
   if (s === "0") return { n: 0n, scale: 0, format: "DecimalSI", cached: s };
