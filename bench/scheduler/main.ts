@@ -9,9 +9,12 @@
  *    percentiles (from sending the create to the watch event that shows spec.nodeName).
  * 2. A 1,000-node cluster taking 30,000 pods to Running: the time, and the API server's RSS.
  *
- *   node dist/bench/scheduler/main.js [--nodes N] [--pods N] [--init-pods N]
+ *   node dist/bench/scheduler/main.js [--nodes N] [--pods N] [--init-pods N] [--runs N]
  *        [--big-nodes N] [--big-pods N] [--in-flight N] [--skip-basic] [--skip-big]
  *        [--profile DIR]
+ *
+ * SchedulingBasic runs `--runs` times (3 by default), each on a fresh cluster, and its figure
+ * (and the goal check) is the median run: single runs on this VM vary by up to 30%.
  *
  * The components talk HTTPS to the API server with a kubeconfig, as in a cluster; the scheduler
  * runs with clientConnection qps/burst 5000 (upstream's default of 50 would cap binding at
@@ -48,6 +51,7 @@ const flag = (name: string) => process.argv.includes(name);
 const NODES = arg("--nodes", 5000);
 const PODS = arg("--pods", 10_000);
 const INIT_PODS = arg("--init-pods", 1000);
+const BASIC_RUNS = arg("--runs", 3);
 const BIG_NODES = arg("--big-nodes", 1000);
 const BIG_PODS = arg("--big-pods", 30_000);
 const IN_FLIGHT = arg("--in-flight", 64);
@@ -288,9 +292,9 @@ async function createPods(c: Cluster, n: number): Promise<Map<string, number>> {
   return sent;
 }
 
-async function schedulingBasic(root: string): Promise<Record<string, number>> {
+async function schedulingBasic(root: string, run: number): Promise<Record<string, number>> {
   console.log(`SchedulingBasic: ${NODES} nodes, ${INIT_PODS} initial pods, ${PODS} measured pods`);
-  const c = await startCluster(path.join(root, "basic"), NODES);
+  const c = await startCluster(path.join(root, `basic-${run}`), NODES);
   try {
     console.log(`  cluster ready in ${formatMs(c.setupMs)}`);
     const init = await createPods(c, INIT_PODS);
@@ -403,7 +407,18 @@ async function main(): Promise<void> {
   );
   const out: Record<string, unknown> = {};
   try {
-    if (!flag("--skip-basic")) out.basic = await schedulingBasic(root);
+    if (!flag("--skip-basic")) {
+      // Each run on a fresh cluster; the figure is the median run (this VM's speed varies).
+      const runs: Record<string, number>[] = [];
+      for (let i = 0; i < BASIC_RUNS; i++) runs.push(await schedulingBasic(root, i));
+      const sorted = [...runs].sort((a, b) => a.podsPerSecond! - b.podsPerSecond!);
+      out.basic = { ...sorted[(sorted.length - 1) >> 1]!, runs: runs.length };
+      out.basicRuns = runs.map((r) => Math.round(r.podsPerSecond!));
+      if (runs.length > 1)
+        console.log(
+          `SchedulingBasic over ${runs.length} runs: ${runs.map((r) => r.podsPerSecond!.toFixed(0)).join(", ")} pods/s (median ${(out.basic as Record<string, number>).podsPerSecond!.toFixed(0)})`,
+        );
+    }
     if (!flag("--skip-big")) out.big = await bigCluster(root);
   } finally {
     await stopChildren();
