@@ -166,6 +166,9 @@ class Http1Transport implements Transport {
       headers,
       body,
       signal,
+      // Keep the connection after a DELETE with DeleteOptions (undici otherwise closes it after
+      // a body on a method that does not expect one).
+      reset: false,
     });
     return { status: res.statusCode, headers: res.headers, body: res.body };
   }
