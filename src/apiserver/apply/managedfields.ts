@@ -536,11 +536,17 @@ function withManagedFields(obj: KObject, entries: ManagedFieldsEntry[] | undefin
  * `status`).
  */
 function ignoredFields(shape: Shape, subresource: string | undefined): FieldSet {
-  if (shape.k !== "struct") return NOTHING;
+  const top = ignoredTopField(shape, subresource);
+  return top ? setOf(fieldPath(top)) : NOTHING;
+}
+
+/** The top-level field a write through `subresource` does not own: status, or spec for /status. */
+function ignoredTopField(shape: Shape, subresource: string | undefined): string | undefined {
+  if (shape.k !== "struct") return undefined;
   const has = (f: string): boolean => shape.type.jsonFields.has(f);
-  if (!subresource) return has("status") ? setOf(fieldPath("status")) : NOTHING;
-  if (subresource === "status") return has("spec") ? setOf(fieldPath("spec")) : NOTHING;
-  return NOTHING;
+  if (!subresource) return has("status") ? "status" : undefined;
+  if (subresource === "status") return has("spec") ? "spec" : undefined;
+  return undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -557,7 +563,12 @@ function updateManaged(
   now: Date,
 ): Managed {
   const ignore = ignoredFields(shape, ctx.subresource);
-  const c = compare(shape, old, next);
+  // The ignored subtree (status through the main resource, spec through /status) is left out of
+  // the comparison rather than compared and dropped: it is most of a pod.
+  const top = shape.k === "struct" ? ignoredTopField(shape, ctx.subresource) : undefined;
+  const c = top
+    ? compare(shape, old && { ...old, [top]: undefined }, { ...next, [top]: undefined })
+    : compare(shape, old, next);
   const changed = c.modified.union(c.added).recursiveDifference(ignore);
   const removed = c.removed.recursiveDifference(ignore);
   if (changed.isEmpty() && removed.isEmpty()) return capUpdateManagers(managed);

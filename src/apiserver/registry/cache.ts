@@ -16,6 +16,8 @@ export interface ObjectCodec {
   metadataStart(raw: Uint8Array): number;
   /** The labels and field-selector fields of an object, for selectors. */
   attributes(obj: KObject): ObjectAttributes;
+  /** The attributes of stored bytes this server wrote, known without decoding them. */
+  knownAttributes?(raw: Uint8Array): ObjectAttributes | undefined;
 }
 
 export interface ObjectAttributes {
@@ -132,7 +134,9 @@ export class CachedObject {
 
   /** Labels and fields for selectors, kept (small); the decoding they need is not. */
   attributes(): ObjectAttributes {
-    return (this.attrs ??= this.codec.attributes(this.decoded ?? this.object()));
+    return (this.attrs ??=
+      this.codec.knownAttributes?.(this.raw) ??
+      this.codec.attributes(this.decoded ?? this.object()));
   }
 
   /** Drops the encoded event lines (kept only while one batch of events goes out). */

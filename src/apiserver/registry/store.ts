@@ -33,6 +33,7 @@ import {
   TooLargeResourceVersion,
   WatchCache,
   type CacheWatchSink,
+  type ObjectAttributes,
   type ObjectCodec,
   type WatchEventType as CacheEventType,
   watchEventFor,
@@ -143,7 +144,13 @@ export class Registry {
       labels: obj.metadata?.labels as Record<string, string> | undefined,
       fields: this.fields(obj),
     }),
+    knownAttributes: (raw) => this.writtenAttributes.get(raw),
   };
+  /**
+   * The selector attributes of the bytes this registry last wrote, taken from the object as it was
+   * written: the watch cache then filters the write's event without decoding it again.
+   */
+  private readonly writtenAttributes = new WeakMap<Uint8Array, ObjectAttributes>();
 
   constructor(
     readonly def: ResourceDef,
@@ -244,6 +251,11 @@ export class Registry {
     }
     const bytes = Buffer.from(json);
     this.storedBytes.set(served, bytes);
+    const labels = served.metadata?.labels as Record<string, string> | undefined;
+    this.writtenAttributes.set(bytes, {
+      labels: labels && { ...labels },
+      fields: this.fields(served),
+    });
     return bytes;
   }
 
