@@ -248,7 +248,11 @@ async function readAll(stream: Readable): Promise<Buffer> {
 }
 
 export interface RestClientOptions {
-  /** HTTP/1.1 connections kept for requests (watches use their own); 64 by default. */
+  /**
+   * HTTP/1.1 connections kept for requests (watches use their own); 128 by default. client-go
+   * sets no such cap (over HTTP/2 it multiplexes as many streams as the server allows); with 64,
+   * a scheduler binding under load waited for a free connection more than for the server.
+   */
   maxConnections?: number;
 }
 
@@ -270,7 +274,7 @@ export class RestClient {
       this.url.protocol === "https:" && (config.http2 ?? false) && !process.env.DISABLE_HTTP2;
     this.transport = useHttp2
       ? new Http2Transport(this.url, config)
-      : new Http1Transport(this.url, config, opts.maxConnections ?? 64);
+      : new Http1Transport(this.url, config, opts.maxConnections ?? 128);
     this.limiter =
       config.qps && config.qps > 0
         ? new TokenBucket(config.qps, Math.max(1, config.burst ?? 1))
