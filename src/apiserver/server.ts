@@ -419,7 +419,7 @@ export class APIServer {
           auditAnnotations: authAnnotations,
         });
         if (!user) {
-          this.auditFailedAuthentication(req, res, info);
+          this.auditFailedAuthentication(req, res, info, query);
           throw unauthorizedError();
         }
         if (warnings.length > 0) {
@@ -430,14 +430,7 @@ export class APIServer {
         }
         user = security.impersonate(user, req.headers);
       }
-      const audit = this.config.auditor?.start({
-        requestURI: req.url ?? "/",
-        verb: info.verb,
-        user,
-        sourceIPs: [req.socket.remoteAddress ?? ""],
-        userAgent: req.headers["user-agent"] as string | undefined,
-        info,
-      });
+      const audit = this.config.auditor?.start(auditFields(req, info, user));
       if (audit) this.audited(req, res, audit, info.verb === "watch");
       for (const [key, value] of Object.entries(authAnnotations)) audit?.annotate(key, value);
       const attrs = requestAttributes(user, info, query);
@@ -489,17 +482,13 @@ export class APIServer {
   }
 
   /** Audits a request whose credentials were refused, naming the methods it attempted. */
-  private auditFailedAuthentication(req: Request, res: Response, info: RequestInfo): void {
-    const auditor = this.config.auditor;
-    if (!auditor) return;
-    const audit = auditor.start({
-      requestURI: req.url ?? "/",
-      verb: info.verb,
-      user: { username: "", groups: [] },
-      sourceIPs: [req.socket.remoteAddress ?? ""],
-      userAgent: req.headers["user-agent"] as string | undefined,
-      info,
-    });
+  private auditFailedAuthentication(
+    req: Request,
+    res: Response,
+    info: RequestInfo,
+    query: URLSearchParams,
+  ): void {
+    const audit = this.config.auditor?.start(auditFields(req, info, { username: "", groups: [] }));
     if (!audit) return;
     (res as import("node:http").ServerResponse).setHeader("audit-id", audit.auditID);
     const attempted: string[] = [];
@@ -507,7 +496,6 @@ export class APIServer {
     const scheme = authorization.split(" ");
     if (scheme.length > 1 && scheme[0]!.toLowerCase() === "basic") attempted.push("basic");
     if (scheme.length > 1 && scheme[0]!.toLowerCase() === "bearer") attempted.push("bearer");
-    const query = new URL(req.url ?? "/", "https://apiserver").searchParams;
     if ((query.get("access_token") ?? "").trim()) attempted.push("access_token");
     const socket = req.socket as import("node:tls").TLSSocket;
     const cert = typeof socket.getPeerCertificate === "function" && socket.getPeerCertificate();
@@ -720,4 +708,16 @@ export class APIServer {
     if (err instanceof SyntaxError) return sendStatus(req, res, badRequest(err.message), format);
     return sendStatus(req, res, internalError((err as Error)?.message ?? String(err)), format);
   }
+}
+
+/** What an audit record is opened with: the request as received and who made it. */
+function auditFields(req: Request, info: RequestInfo, user: UserInfo) {
+  return {
+    requestURI: req.url ?? "/",
+    verb: info.verb,
+    user,
+    sourceIPs: [req.socket.remoteAddress ?? ""],
+    userAgent: req.headers["user-agent"] as string | undefined,
+    info,
+  };
 }
