@@ -12,7 +12,6 @@
  *   once invalid for a whole clean-up period, deleted.
  */
 import assert from "node:assert/strict";
-import { generateKeyPairSync } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -24,7 +23,12 @@ import { loadKubeconfig } from "../src/client/config.js";
 import { Client } from "../src/client/resources.js";
 import { newLegacyTokenCleanerDescriptor } from "../src/controllers/legacytokencleaner.js";
 import { tempDir } from "../src/testing/tmp.js";
-import { kubectl, TestAPIServer } from "./support/apiserver.js";
+import {
+  kubectl,
+  TestAPIServer,
+  writeAdminTokenFile,
+  writeServiceAccountKeys,
+} from "./support/apiserver.js";
 import { InProcessControllers } from "./support/controllers.js";
 import { waitFor as waitForTruthy } from "./support/process.js";
 
@@ -82,17 +86,12 @@ const labels = async (name: string) =>
   (await admin.resource("v1/Secret", NS).get(name)).metadata?.labels ?? {};
 
 before(async () => {
-  const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
-  const saKey = path.join(dir.path, "sa.key");
-  const saPub = path.join(dir.path, "sa.pub");
-  fs.writeFileSync(saKey, privateKey.export({ type: "pkcs1", format: "pem" }));
-  fs.writeFileSync(saPub, publicKey.export({ type: "spki", format: "pem" }));
-  const tokenFile = path.join(dir.path, "tokens.csv");
+  const { key: saKey, pub: saPub, privateKey } = writeServiceAccountKeys(dir.path);
+  const tokenFile = writeAdminTokenFile(dir.path);
   fs.writeFileSync(
     path.join(dir.path, "audit-policy.yaml"),
     "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n",
   );
-  fs.writeFileSync(tokenFile, 'not-checked-yet,admin,admin-uid,"system:masters"\n');
   server = new TestAPIServer(dir.path, [
     `--token-auth-file=${tokenFile}`,
     "--authorization-mode=Node,RBAC",

@@ -18,7 +18,6 @@
  * No kubelet runs: the test writes pod status itself.
  */
 import assert from "node:assert/strict";
-import { generateKeyPairSync } from "node:crypto";
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
@@ -37,7 +36,12 @@ import { pvcProtectionDescriptor, pvProtectionDescriptor } from "../src/controll
 import { resourceQuotaDescriptor } from "../src/controllers/resourcequota.js";
 import { TTL_ANNOTATION, ttlDescriptor } from "../src/controllers/ttl.js";
 import { tempDir } from "../src/testing/tmp.js";
-import { kubectl, TestAPIServer } from "./support/apiserver.js";
+import {
+  kubectl,
+  TestAPIServer,
+  writeAdminTokenFile,
+  writeServiceAccountKeys,
+} from "./support/apiserver.js";
 import { InProcessControllers } from "./support/controllers.js";
 import { waitFor as waitForTruthy } from "./support/process.js";
 
@@ -113,14 +117,8 @@ function tokenSecret(id: string, secret: string, extra: Record<string, string> =
 }
 
 before(async () => {
-  const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
-  const saKey = path.join(dir.path, "sa.key");
-  const saPub = path.join(dir.path, "sa.pub");
-  fs.writeFileSync(saKey, privateKey.export({ type: "pkcs8", format: "pem" }));
-  fs.writeFileSync(saPub, publicKey.export({ type: "spki", format: "pem" }));
-  const tokens = path.join(dir.path, "tokens.csv");
-  // The token TestAPIServer's kubeconfig carries, made an administrator.
-  fs.writeFileSync(tokens, 'not-checked-yet,admin,admin-uid,"system:masters"\n');
+  const { key: saKey, pub: saPub } = writeServiceAccountKeys(dir.path, "pkcs8");
+  const tokens = writeAdminTokenFile(dir.path);
   server = new TestAPIServer(dir.path, [
     `--token-auth-file=${tokens}`,
     "--authorization-mode=Node,RBAC",

@@ -10,7 +10,6 @@
  * - deleting a token Secret drops it from its account's `secrets`.
  */
 import assert from "node:assert/strict";
-import { generateKeyPairSync } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -21,7 +20,12 @@ import { Client } from "../src/client/resources.js";
 import { serviceAccountDescriptor } from "../src/controllers/serviceaccount.js";
 import { serviceAccountTokenDescriptor } from "../src/controllers/serviceaccounttoken.js";
 import { tempDir } from "../src/testing/tmp.js";
-import { kubectl, TestAPIServer } from "./support/apiserver.js";
+import {
+  kubectl,
+  TestAPIServer,
+  writeAdminTokenFile,
+  writeServiceAccountKeys,
+} from "./support/apiserver.js";
 import { InProcessControllers } from "./support/controllers.js";
 import { waitFor as waitForTruthy } from "./support/process.js";
 
@@ -78,14 +82,8 @@ async function gone(kind: "v1/Secret" | "v1/ServiceAccount", ns: string, name: s
 }
 
 before(async () => {
-  const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
-  const saKey = path.join(dir.path, "sa.key");
-  const saPub = path.join(dir.path, "sa.pub");
-  fs.writeFileSync(saKey, privateKey.export({ type: "pkcs1", format: "pem" }));
-  fs.writeFileSync(saPub, publicKey.export({ type: "spki", format: "pem" }));
-  const tokens = path.join(dir.path, "tokens.csv");
-  // The token TestAPIServer's kubeconfig carries, made an administrator.
-  fs.writeFileSync(tokens, 'not-checked-yet,admin,admin-uid,"system:masters"\n');
+  const { key: saKey, pub: saPub } = writeServiceAccountKeys(dir.path);
+  const tokens = writeAdminTokenFile(dir.path);
   server = new TestAPIServer(dir.path, [
     `--token-auth-file=${tokens}`,
     "--authorization-mode=Node,RBAC",

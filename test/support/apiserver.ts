@@ -1,4 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { generateKeyPairSync, type KeyObject } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import https from "node:https";
@@ -7,6 +8,29 @@ import { freePort } from "../../src/testing/net.js";
 import { kubeconfigYaml } from "../../src/client/kubeconfig.js";
 
 export { freePort };
+
+/**
+ * Writes a service-account signing key pair (RSA 2048, the private key in `format`) into `dir`
+ * as sa.key and sa.pub, and answers their paths and the private key.
+ */
+export function writeServiceAccountKeys(
+  dir: string,
+  format: "pkcs1" | "pkcs8" = "pkcs1",
+): { key: string; pub: string; privateKey: KeyObject } {
+  const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const key = path.join(dir, "sa.key");
+  const pub = path.join(dir, "sa.pub");
+  fs.writeFileSync(key, privateKey.export({ type: format, format: "pem" }));
+  fs.writeFileSync(pub, publicKey.export({ type: "spki", format: "pem" }));
+  return { key, pub, privateKey };
+}
+
+/** A --token-auth-file making the token of TestAPIServer's kubeconfig an administrator. */
+export function writeAdminTokenFile(dir: string): string {
+  const file = path.join(dir, "tokens.csv");
+  fs.writeFileSync(file, 'not-checked-yet,admin,admin-uid,"system:masters"\n');
+  return file;
+}
 
 export const k8tsBin = path.resolve(
   path.dirname(fileURLToPath(import.meta.url)),
