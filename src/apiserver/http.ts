@@ -16,7 +16,7 @@ export type Response = ServerResponse | Http2ServerResponse;
 /** Upstream's limit on request bodies (MaxRequestBodyBytes). */
 export const MAX_BODY_BYTES = 3 * 1024 * 1024;
 /** Responses larger than this are gzipped for clients that accept it (upstream's threshold). */
-const GZIP_MIN_BYTES = 128 * 1024;
+export const GZIP_MIN_BYTES = 128 * 1024;
 
 /** The body each request was read with (for the audit log's requestObject). */
 export const requestBodies = new WeakMap<object, Buffer>();
@@ -98,7 +98,7 @@ export function negotiate(accept: string | undefined): Negotiated {
   return { format: "json" };
 }
 
-function acceptsGzip(req: Request): boolean {
+export function acceptsGzip(req: Request): boolean {
   return /\bgzip\b/.test(String(req.headers["accept-encoding"] ?? ""));
 }
 
@@ -124,57 +124,6 @@ export function send(
   out["content-length"] = String(payload.length);
   (res as ServerResponse).writeHead(code, out);
   res.end(payload);
-}
-
-/**
- * Sends a document given as consecutive pieces (a list's items as the cache holds them): written
- * as they are, without first copying them into one buffer, unless the client takes gzip.
- */
-export function sendParts(
-  req: Request,
-  res: Response,
-  code: number,
-  contentType: string,
-  parts: Buffer[],
-  headers: Record<string, string> = {},
-): void {
-  let length = 0;
-  for (const p of parts) length += p.length;
-  if (length >= GZIP_MIN_BYTES && acceptsGzip(req)) {
-    return sendRaw(req, res, code, contentType, Buffer.concat(parts, length), headers);
-  }
-  const out = res as ServerResponse;
-  out.writeHead(code, {
-    "content-type": contentType,
-    ...headers,
-    "content-length": String(length),
-  });
-  // Small pieces are gathered into chunks of about 64 KiB: one write each, few copies.
-  const CHUNK = 64 * 1024;
-  let group: Buffer[] = [];
-  let groupBytes = 0;
-  const flush = () => {
-    if (group.length === 1) out.write(group[0]);
-    else if (group.length > 1) out.write(Buffer.concat(group, groupBytes));
-    group = [];
-    groupBytes = 0;
-  };
-  // An HTTP/2 response (compat API) has no cork: its frames are written as they come.
-  const corked = typeof out.cork === "function";
-  if (corked) out.cork();
-  for (const p of parts) {
-    if (p.length >= CHUNK) {
-      flush();
-      out.write(p);
-      continue;
-    }
-    group.push(p);
-    groupBytes += p.length;
-    if (groupBytes >= CHUNK) flush();
-  }
-  flush();
-  if (corked) out.uncork();
-  out.end();
 }
 
 /** Sends bytes as they are (gzipped when large and accepted), for prebuilt documents. */

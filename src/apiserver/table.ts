@@ -2,6 +2,7 @@ import { tableOrDefault } from "../api/tables/index.js";
 import type { Registry } from "./registry/store.js";
 import type { KObject } from "./registry/types.js";
 import type { CachedObject } from "./registry/cache.js";
+import type { StreamedBody } from "./body.js";
 
 /** A row's object in a Table: the object's metadata only, as upstream's default includeObject. */
 export function toPartialObjectMetadata(obj: KObject): KObject {
@@ -35,33 +36,30 @@ export function toTable(
 
 const ROW_OBJECT =
   ',"object":{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":';
-const ROW_END = Buffer.from("}}");
-const ROWS_END = Buffer.from("]}");
 
 /**
- * The JSON of a Table of cached objects, as toTable gives it, in consecutive pieces: each row's
+ * The JSON of a Table of cached objects, as toTable gives it, written item by item: each row's
  * metadata comes from the stored bytes without encoding it again, the cells from the kept
  * decoded object.
  */
-export function tableJSONParts(
+export function tableJSONBody(
   registry: Registry,
   items: CachedObject[],
   metadata: Record<string, unknown>,
-): Buffer[] {
+): StreamedBody {
   const printer = tableOrDefault(registry.def.group, registry.def.kind);
   const now = new Date();
   const head = { kind: "Table", apiVersion: "meta.k8s.io/v1", metadata };
-  const parts: Buffer[] = [
-    Buffer.from(
-      `${JSON.stringify(head).slice(0, -1)},"columnDefinitions":${JSON.stringify(printer.columns)},"rows":[`,
-    ),
-  ];
-  items.forEach((obj, i) => {
-    const cells = JSON.stringify(printer.cells(obj.view(), now));
-    parts.push(Buffer.from(`${i > 0 ? "," : ""}{"cells":${cells}${ROW_OBJECT}`));
-    obj.metadataParts(parts);
-    parts.push(ROW_END);
-  });
-  parts.push(ROWS_END);
-  return parts;
+  return {
+    head: `${JSON.stringify(head).slice(0, -1)},"columnDefinitions":${JSON.stringify(printer.columns)},"rows":[`,
+    count: items.length,
+    item: (w, i) => {
+      const obj = items[i]!;
+      const cells = JSON.stringify(printer.cells(obj.view(), now));
+      w.text(`${i > 0 ? "," : ""}{"cells":${cells}${ROW_OBJECT}`);
+      obj.writeMetadataJSON(w);
+      w.text("}}");
+    },
+    tail: "]}",
+  };
 }

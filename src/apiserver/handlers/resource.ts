@@ -12,7 +12,6 @@ import {
   parseBody,
   readBody,
   send,
-  sendParts,
   sendRaw,
   negotiate,
   mediaType,
@@ -24,7 +23,8 @@ import type { Registry, WatchSink } from "../registry/store.js";
 import type { CachedObject } from "../registry/cache.js";
 import type { KObject } from "../registry/types.js";
 import { applyPatch } from "../patch.js";
-import { tableJSONParts, toTable, toPartialObjectMetadata } from "../table.js";
+import { tableJSONBody, toTable, toPartialObjectMetadata } from "../table.js";
+import { sendStreamed } from "../body.js";
 import { handleScale } from "./scale.js";
 import { CONNECT_SUBRESOURCES, handleConnect } from "./connect.js";
 import type { AdmissionHook } from "../admission/chain.js";
@@ -102,8 +102,6 @@ export interface ResourceContext {
   }) => AdmissionHook | undefined;
 }
 
-const COMMA = Buffer.from(",");
-const LIST_END = Buffer.from("]}");
 const NO_CACHE = { "cache-control": "no-cache, private" };
 
 function boolParam(q: URLSearchParams, name: string): boolean | undefined {
@@ -274,8 +272,8 @@ export async function handleResource(
         metadata.remainingItemCount = list.remainingItemCount;
       if (n.as === "Table") {
         if (n.format === "json") {
-          const table = tableJSONParts(registry, list.items, metadata);
-          return sendParts(req, res, 200, "application/json", table, NO_CACHE);
+          const table = tableJSONBody(registry, list.items, metadata);
+          return sendStreamed(req, res, 200, "application/json", table, NO_CACHE);
         }
         const items = list.items.map((o) => o.view());
         return send(req, res, 200, toTable(registry, items, metadata), n.format);
@@ -299,13 +297,23 @@ export async function handleResource(
         return send(req, res, 200, { ...head, items: list.items.map((o) => o.object()) }, "yaml");
       }
       // The items as they are encoded in the cache, between the list's own fields.
-      const parts: Buffer[] = [Buffer.from(JSON.stringify(head).slice(0, -1) + ',"items":[')];
-      list.items.forEach((o, i) => {
-        if (i > 0) parts.push(COMMA);
-        o.jsonParts(parts);
-      });
-      parts.push(LIST_END);
-      return sendParts(req, res, 200, "application/json", parts, NO_CACHE);
+      const items = list.items;
+      return sendStreamed(
+        req,
+        res,
+        200,
+        "application/json",
+        {
+          head: JSON.stringify(head).slice(0, -1) + ',"items":[',
+          count: items.length,
+          item: (w, i) => {
+            if (i > 0) w.text(",");
+            items[i]!.writeJSON(w);
+          },
+          tail: "]}",
+        },
+        NO_CACHE,
+      );
     }
     case "watch":
       return watch(req, res, ns, query, registry, signal);

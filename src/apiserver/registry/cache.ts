@@ -49,6 +49,12 @@ function objectEnd(bytes: Buffer, from: number): number {
   return -1;
 }
 
+/** Where an object's JSON is written piece by piece (a response body). */
+export interface ByteSink {
+  bytes(b: Uint8Array, start?: number, end?: number): void;
+  text(s: string): void;
+}
+
 /**
  * One object at one revision, as the cache (or a storage read) holds it: the stored bytes, shared
  * with the storage layer, with what is derived from them computed on demand.
@@ -90,12 +96,12 @@ export class CachedObject {
     return (this.metaStart ??= this.codec.metadataStart(this.raw));
   }
 
-  private resourceVersionField(comma: boolean): Buffer {
-    return Buffer.from(`"resourceVersion":"${this.revision}"${comma ? "," : ""}`);
+  private resourceVersionText(comma: boolean): string {
+    return `"resourceVersion":"${this.revision}"${comma ? "," : ""}`;
   }
 
   /** Appends the pieces of the object's JSON, resourceVersion included, to `out`. */
-  jsonParts(out: Buffer[]): void {
+  private jsonParts(out: Buffer[]): void {
     const at = this.start();
     if (at < 0) {
       out.push(Buffer.from(JSON.stringify(this.view())));
@@ -104,7 +110,7 @@ export class CachedObject {
     const bytes = this.bytes();
     out.push(
       bytes.subarray(0, at),
-      this.resourceVersionField(bytes[at] !== CLOSE),
+      Buffer.from(this.resourceVersionText(bytes[at] !== CLOSE)),
       bytes.subarray(at),
     );
   }
@@ -116,20 +122,29 @@ export class CachedObject {
     return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   }
 
-  /** Appends the pieces of the JSON of the object's metadata, resourceVersion included. */
-  metadataParts(out: Buffer[]): void {
+  /** Writes the object's JSON, resourceVersion included. */
+  writeJSON(out: ByteSink): void {
+    const at = this.start();
+    if (at < 0) {
+      out.text(JSON.stringify(this.view()));
+      return;
+    }
+    out.bytes(this.raw, 0, at);
+    out.text(this.resourceVersionText(this.raw[at] !== CLOSE));
+    out.bytes(this.raw, at);
+  }
+
+  /** Writes the JSON of the object's metadata, resourceVersion included. */
+  writeMetadataJSON(out: ByteSink): void {
     const at = this.start();
     if (at >= 0 && this.metaEnd < 0) this.metaEnd = objectEnd(this.bytes(), at);
     if (at < 0 || this.metaEnd < 0) {
-      out.push(Buffer.from(JSON.stringify(this.view().metadata ?? {})));
+      out.text(JSON.stringify(this.view().metadata ?? {}));
       return;
     }
-    const bytes = this.bytes();
-    out.push(
-      bytes.subarray(at - 1, at),
-      this.resourceVersionField(bytes[at] !== CLOSE),
-      bytes.subarray(at, this.metaEnd + 1),
-    );
+    out.bytes(this.raw, at - 1, at);
+    out.text(this.resourceVersionText(this.raw[at] !== CLOSE));
+    out.bytes(this.raw, at, this.metaEnd + 1);
   }
 
   /** Labels and fields for selectors, kept (small); the decoding they need is not. */
