@@ -31,7 +31,7 @@ import {
   type Goal,
   type Summary,
 } from "../lib/stats.js";
-import { closedLoop, h1Request, openConns, type ThroughputResult } from "./client.js";
+import { closedLoop, h1Request, openConns, requestOnce, type ThroughputResult } from "./client.js";
 import { podJson } from "./objects.js";
 import {
   isStopping,
@@ -46,6 +46,7 @@ import {
   configMapBody,
   loadObjects,
   loadPods,
+  plainTarget,
   podBodyBytes,
   runCreates,
   runGets,
@@ -185,6 +186,8 @@ interface Results {
   gets?: ThroughputResult;
   lists: ListResult[];
   watch?: WatchResult;
+  /** The same fan-out from the bare server, with events of the same size. */
+  watchCeiling?: WatchResult;
   security?: SecurityResult;
   memory?: MemoryResult;
   /** Per server started: ms from spawn to ready, and RSS right then (bytes). */
@@ -287,7 +290,11 @@ async function withAPIServer(
   }
 }
 
+/** The bytes of a watch event line besides its object: `{"type":"ADDED","object":` and `}\n`. */
+const WATCH_EVENT_FRAME = '{"type":"ADDED","object":}\n'.length;
+
 async function run(cfg: Config, root: string, results: Results): Promise<void> {
+  let watchEventBytes: number | undefined;
   const want = (g: Group) => cfg.only.includes(g);
   const loop = (durationMs: number) => ({
     workers: cfg.workers,
@@ -370,7 +377,26 @@ async function run(cfg: Config, root: string, results: Results): Promise<void> {
       results.watch = await phase(results, "watch fan-out", () =>
         runWatchFanout(server, cfg.watch),
       );
+      // The size of the events it sent, for the ceiling's.
+      const pod = await requestOnce(
+        plainTarget(server),
+        "GET",
+        "/api/v1/namespaces/default/pods/watched-000000",
+      );
+      if (pod.status === 200) watchEventBytes = WATCH_EVENT_FRAME + Buffer.byteLength(pod.body);
     });
+    results.watchCeiling = await phase(
+      results,
+      "watch fan-out ceiling (bare node:http)",
+      async () => {
+        const server = await startCeilingServer([], watchEventBytes);
+        try {
+          return await runWatchFanout(server, cfg.watch);
+        } finally {
+          await server.stop();
+        }
+      },
+    );
   }
 
   if (want("security")) {
@@ -483,6 +509,9 @@ function goals(cfg: Config, r: Results): Goal[] {
         (w?.missing ? `, ${formatNumber(w.missing)} deliveries missing after the drain` : "") +
         (w && w.writesPerSec < 0.9 * cfg.watch.rate
           ? `; writes reached only ${formatNumber(w.writesPerSec)}/s`
+          : "") +
+        (r.watchCeiling
+          ? ` (bare server: ${formatNumber(r.watchCeiling.writesPerSec)}/s, p99 ${formatMs(r.watchCeiling.latency.p99)})`
           : ""),
     );
   }
@@ -597,6 +626,21 @@ function printReport(cfg: Config, env: Env, r: Results, goalList: Goal[]): void 
       `${formatMs(wt.drainMs)}${wt.drainTimedOut ? " (gave up)" : ""}`,
     );
   }
+  const wc = r.watchCeiling;
+  if (wc) {
+    row(
+      `ceiling: bare node:http, the same fan-out, events of ${wt ? "the same size" : "the posted size"}`,
+      `${formatNumber(wc.deliveries)} of ${formatNumber(wc.expectedDeliveries)}`,
+      wc.latency,
+      wc,
+    );
+    row(
+      "  writes: achieved rate, latency",
+      `${formatNumber(wc.writesPerSec)}/s` + (wc.writeErrors ? `, ${wc.writeErrors} errors` : ""),
+      wc.writeLatency,
+    );
+    row("  deliveries/s (first write to last delivery)", `${formatNumber(wc.deliveriesPerSec)}/s`);
+  }
   const sec = r.security;
   if (sec) {
     const label = {
@@ -662,6 +706,7 @@ function printReport(cfg: Config, env: Env, r: Results, goalList: Goal[]): void 
     ["load pods", r.loadPods],
     ["gets", r.gets],
     ["watch writes", r.watch],
+    ["watch ceiling writes", r.watchCeiling],
     ["memory load", r.memory?.load],
   ];
   for (const [k, v] of firsts) if (v?.firstError) errors.push(`${k}: first error: ${v.firstError}`);

@@ -187,14 +187,24 @@ export async function startAPIServer(
   };
 }
 
-/** Starts the bare `node:http` server of the ceiling (ceiling-server.js) on a loopback port. */
-export async function startCeilingServer(nodeArgs: string[] = []): Promise<ServerProc> {
+/**
+ * Starts the bare `node:http` server of the ceiling (ceiling-server.js) on a loopback port;
+ * `eventBytes`: the size its watch events are padded to.
+ */
+export async function startCeilingServer(
+  nodeArgs: string[] = [],
+  eventBytes?: number,
+): Promise<ServerProc> {
   if (stopping) throw new Error("interrupted");
   const port = await freePort();
   const t0 = performance.now();
-  const child = spawn(process.execPath, [...nodeArgs, ceilingScript, String(port)], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawn(
+    process.execPath,
+    [...nodeArgs, ceilingScript, String(port), ...(eventBytes ? [String(eventBytes)] : [])],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   const { log } = track(child);
   const stop = () => stopChild(child, 10_000);
   try {
