@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import http from "node:http";
+import net from "node:net";
 import path from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -64,4 +66,62 @@ test("kind names, REST paths and keys", () => {
   assert.equal(objectKey({ metadata: { name: "node-1" } }), "node-1");
   assert.deepEqual(splitKey("ns/a"), { namespace: "ns", name: "a" });
   assert.deepEqual(splitKey("node-1"), { namespace: "", name: "node-1" });
+});
+
+test("listAll takes the list again whole when its continue token expires, as client-go's pager", async () => {
+  const requests: string[] = [];
+  const pod = (name: string) => ({ metadata: { name, namespace: "default" } });
+  const server = http.createServer((req, res) => {
+    requests.push(req.url!);
+    const url = new URL(req.url!, "http://x");
+    const reply = (code: number, body: unknown) => {
+      res.writeHead(code, { "content-type": "application/json" });
+      res.end(JSON.stringify(body));
+    };
+    if (url.searchParams.get("continue")) {
+      return reply(410, {
+        kind: "Status",
+        apiVersion: "v1",
+        status: "Failure",
+        reason: "Expired",
+        code: 410,
+        message: "The provided continue parameter is too old to display a consistent list result.",
+      });
+    }
+    if (url.searchParams.get("limit")) {
+      return reply(200, {
+        kind: "PodList",
+        apiVersion: "v1",
+        metadata: { resourceVersion: "5", continue: "token" },
+        items: [pod("a")],
+      });
+    }
+    reply(200, {
+      kind: "PodList",
+      apiVersion: "v1",
+      metadata: { resourceVersion: "9" },
+      items: [pod("a"), pod("b"), pod("c")],
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const client = new Client({
+    server: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    namespace: "default",
+  });
+  try {
+    const list = await client.resource("v1/Pod").namespace("default").listAll();
+    assert.deepEqual(
+      list.items.map((p) => p.metadata?.name),
+      ["a", "b", "c"],
+    );
+    assert.equal(list.metadata.resourceVersion, "9");
+    assert.deepEqual(requests, [
+      "/api/v1/namespaces/default/pods?limit=500",
+      "/api/v1/namespaces/default/pods?limit=500&continue=token",
+      "/api/v1/namespaces/default/pods",
+    ]);
+  } finally {
+    client.close();
+    server.close();
+  }
 });

@@ -14,6 +14,7 @@ import { findResourceByKind, type ResourceInfo } from "../api/resources.js";
 import type { RestConfig } from "./config.js";
 import { parseKindName, type KindName, type KObject, type ObjectOf } from "./kinds.js";
 import { RestClient, type Query, type RestClientOptions, type WatchEvent } from "./rest.js";
+import { StatusError } from "../api/status.js";
 
 export interface ListOptions {
   labelSelector?: string;
@@ -165,7 +166,12 @@ export class ResourceClient<T extends KObject = KObject> {
     return list;
   }
 
-  /** Every item, page by page (500 at a time as client-go's pager), from one consistent snapshot. */
+  /**
+   * Every item, page by page (500 at a time as client-go's pager), from one consistent snapshot.
+   * When the snapshot is compacted away before the last page (410 Expired on a continue token),
+   * the list is taken again whole, without pages, as client-go's pager does by default
+   * (FullListIfExpired).
+   */
   async listAll(
     opts: Omit<ListOptions, "limit" | "continue"> = {},
     signal?: AbortSignal,
@@ -173,7 +179,15 @@ export class ResourceClient<T extends KObject = KObject> {
     const first = await this.list({ ...opts, limit: 500 }, signal);
     let next = first.metadata.continue;
     while (next) {
-      const page = await this.list({ ...opts, limit: 500, continue: next }, signal);
+      let page: List<T>;
+      try {
+        page = await this.list({ ...opts, limit: 500, continue: next }, signal);
+      } catch (err) {
+        if (err instanceof StatusError && err.code === 410 && err.reason === "Expired") {
+          return this.list(opts, signal);
+        }
+        throw err;
+      }
       first.items.push(...page.items);
       next = page.metadata.continue;
       first.metadata.resourceVersion = page.metadata.resourceVersion;
