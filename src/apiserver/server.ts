@@ -4,13 +4,7 @@ import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { Store } from "../storage/interface.js";
 import { kubernetesVersion } from "../cli/version.js";
-import {
-  badRequest,
-  internalError,
-  isStatusError,
-  StatusError,
-  tooManyRequests,
-} from "../api/status.js";
+import { badRequest, internalError, isStatusError, StatusError } from "../api/status.js";
 import { parseRequestInfo, type RequestInfo } from "./request-info.js";
 import {
   parseBody,
@@ -59,6 +53,7 @@ import {
 } from "../api/protobuf.js";
 import { patchSchema, typeNameForKind } from "../api/schema/index.js";
 import { usePatchSchema } from "./patch.js";
+import { InflightLimiter } from "./inflight.js";
 
 usePatchSchema(patchSchema, (group, version, kind) => typeNameForKind({ group, version, kind }));
 
@@ -117,6 +112,10 @@ export class APIServer {
   private readonly openapi: OpenAPI;
 
   constructor(private readonly config: APIServerConfig) {
+    this.inflight = {
+      readonly: new InflightLimiter(config.maxRequestsInflight ?? 0),
+      mutating: new InflightLimiter(config.maxMutatingRequestsInflight ?? 0),
+    };
     this.serviceAllocator = new ServiceAllocator(
       config.serviceClusterIPRange,
       config.serviceNodePortRange,
@@ -472,7 +471,9 @@ export class APIServer {
       }
       if (top === "api" || top === "apis") {
         if (info.verb !== "watch")
-          return await this.limited(info.verb, () => this.serveAPI(req, res, info, query, user));
+          return await this.limited(info.verb, user, () =>
+            this.serveAPI(req, res, info, query, user),
+          );
         return await this.serveAPI(req, res, info, query, user);
       }
       return sendText(res, 404, "404 page not found\n");
@@ -549,26 +550,23 @@ export class APIServer {
     }) as typeof out.end;
   }
 
-  private readonly inflight = { readonly: 0, mutating: 0 };
+  private readonly inflight: { readonly: InflightLimiter; mutating: InflightLimiter };
 
   /**
    * Runs a request within --max-requests-inflight (reads) or --max-mutating-requests-inflight
-   * (writes), as upstream: over the limit it is refused with 429 and Retry-After. Watches are
-   * long-running and do not count.
+   * (writes): over the limit it waits in line (see InflightLimiter). Watches are long-running and
+   * members of system:masters are exempt, as upstream.
    */
-  private async limited(verb: string, serve: () => Promise<void>): Promise<void> {
-    const mutating = !["get", "list"].includes(verb);
-    const kind = mutating ? "mutating" : "readonly";
-    const limit =
-      (mutating ? this.config.maxMutatingRequestsInflight : this.config.maxRequestsInflight) ?? 0;
-    if (limit > 0 && this.inflight[kind] >= limit) {
-      throw tooManyRequests("Too many requests, please try again later.", 1);
-    }
-    this.inflight[kind]++;
+  private async limited(verb: string, user: UserInfo, serve: () => Promise<void>): Promise<void> {
+    if (user.groups?.includes("system:masters")) return serve();
+    const limiter =
+      verb === "get" || verb === "list" ? this.inflight.readonly : this.inflight.mutating;
+    const waiting = limiter.acquire();
+    if (waiting) await waiting;
     try {
       await serve();
     } finally {
-      this.inflight[kind]--;
+      limiter.release();
     }
   }
 
