@@ -7,11 +7,13 @@
  *    first, then 10,000 measured pods (100m CPU, 500Mi, generateName, 128 creates in flight):
  *    pods/s from the first create to the last pod seen bound, and create-to-bound latency
  *    percentiles (from sending the create to the watch event that shows spec.nodeName).
- * 2. A 1,000-node cluster taking 30,000 pods to Running: the time, and the API server's RSS.
+ * 2. Upstream's TopologySpreading and SchedulingPodAntiAffinity shapes on the same 5,000 nodes
+ *    (see spreadWorkload and antiAffinityWorkload), once each: pods/s and create-to-bound.
+ * 3. A 1,000-node cluster taking 30,000 pods to Running: the time, and the API server's RSS.
  *
  *   node dist/bench/scheduler/main.js [--nodes N] [--pods N] [--init-pods N] [--runs N]
- *        [--big-nodes N] [--big-pods N] [--in-flight N] [--skip-basic] [--skip-big]
- *        [--profile DIR]
+ *        [--big-nodes N] [--big-pods N] [--in-flight N] [--skip-basic] [--skip-spread]
+ *        [--skip-anti] [--skip-big] [--profile DIR]
  *
  * The creates keep 128 requests in flight: with 64, a create's latency under this load (about
  * 60 ms) capped what this process offered near 1,000 pods/s, so the figure was the load
@@ -122,22 +124,47 @@ async function waitFor(what: string, check: () => boolean | Promise<boolean>, ti
   }
 }
 
-function pod(): Pod {
-  return {
+/** The pods of the workloads: upstream scheduler_perf's templates, in our namespace. */
+type PodKind = "basic" | "spread" | "anti";
+
+function pod(kind: PodKind = "basic"): Pod {
+  const resources = { requests: { cpu: "100m", memory: "500Mi" } };
+  const p: Pod = {
     apiVersion: "v1",
     kind: "Pod",
     metadata: { generateName: "pod-", namespace: "default" },
-    spec: {
-      containers: [
-        {
-          name: "pause",
-          image: "registry.k8s.io/pause:3.10",
-          resources: { requests: { cpu: "100m", memory: "500Mi" } },
-        },
-      ],
-    },
+    spec: { containers: [{ name: "pause", image: "registry.k8s.io/pause:3.10", resources }] },
   };
+  if (kind === "basic") return p;
+  p.spec!.containers[0]!.resources = { requests: resources.requests, limits: resources.requests };
+  p.spec!.containers[0]!.ports = [{ containerPort: 80 }];
+  if (kind === "spread") {
+    p.metadata!.generateName = "spreading-pod-";
+    p.metadata!.labels = { color: "blue" };
+    p.spec!.topologySpreadConstraints = [
+      {
+        maxSkew: 5,
+        topologyKey: ZONE_LABEL,
+        whenUnsatisfiable: "DoNotSchedule",
+        labelSelector: { matchLabels: { color: "blue" } },
+      },
+    ];
+  } else {
+    p.metadata!.generateName = "anti-affinity-pod-";
+    p.metadata!.labels = { color: "green" };
+    p.spec!.affinity = {
+      podAntiAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: [
+          { labelSelector: { matchLabels: { color: "green" } }, topologyKey: HOSTNAME_LABEL },
+        ],
+      },
+    };
+  }
+  return p;
 }
+
+const ZONE_LABEL = "topology.kubernetes.io/zone";
+const HOSTNAME_LABEL = "kubernetes.io/hostname";
 
 interface Cluster {
   server: ServerProc;
@@ -152,7 +179,11 @@ interface Cluster {
 }
 
 /** API server, simulated nodes and the scheduler, ready to take pods. */
-async function startCluster(dir: string, nodes: number): Promise<Cluster> {
+async function startCluster(
+  dir: string,
+  nodes: number,
+  prepare?: (client: Client) => Promise<void>,
+): Promise<Cluster> {
   const t0 = performance.now();
   const server = await startAPIServer(dir, PROFILE, ["--disable-admission-plugins=ServiceAccount"]);
   const kubeconfig = path.join(dir, "kubeconfig");
@@ -194,6 +225,7 @@ async function startCluster(dir: string, nodes: number): Promise<Cluster> {
     },
     600_000,
   );
+  if (prepare) await prepare(client);
   const cfg = path.join(dir, "scheduler.yaml");
   fs.writeFileSync(
     cfg,
@@ -321,7 +353,11 @@ function cpuMark(c: Cluster): () => Record<string, string> {
 }
 
 /** Creates `n` pods, `IN_FLIGHT` at a time; answers each pod's name and send time. */
-async function createPods(c: Cluster, n: number): Promise<Map<string, number>> {
+async function createPods(
+  c: Cluster,
+  n: number,
+  kind: PodKind = "basic",
+): Promise<Map<string, number>> {
   const sent = new Map<string, number>();
   const api = c.client.resource("v1/Pod", "default");
   let next = 0;
@@ -334,7 +370,7 @@ async function createPods(c: Cluster, n: number): Promise<Map<string, number>> {
         // since 1.32's RetryGenerateName; k8ts's does not yet): retry as older clients did.
         for (;;) {
           try {
-            const created = await api.create(pod());
+            const created = await api.create(pod(kind));
             sent.set(created.metadata!.name!, t);
             break;
           } catch (err) {
@@ -348,12 +384,79 @@ async function createPods(c: Cluster, n: number): Promise<Map<string, number>> {
   return sent;
 }
 
-async function schedulingBasic(root: string, run: number): Promise<Record<string, number>> {
-  console.log(`SchedulingBasic: ${NODES} nodes, ${INIT_PODS} initial pods, ${PODS} measured pods`);
-  const c = await startCluster(path.join(root, `basic-${run}`), NODES);
+/** One of upstream scheduler_perf's shapes: nodes, pods created first, then measured pods. */
+interface Workload {
+  name: string;
+  nodes: number;
+  initPods: number;
+  initKind: PodKind;
+  measuredPods: number;
+  measuredKind: PodKind;
+  /** Run on the registered nodes before the scheduler starts (node labels). */
+  prepare?: (client: Client) => Promise<void>;
+}
+
+const basicWorkload = (): Workload => ({
+  name: "SchedulingBasic",
+  nodes: NODES,
+  initPods: INIT_PODS,
+  initKind: "basic",
+  measuredPods: PODS,
+  measuredKind: "basic",
+});
+
+/**
+ * Upstream's TopologySpreading (5000Nodes): nodes in three zones, 5,000 plain pods, then 2,000
+ * pods spread over the zones with maxSkew 5 (DoNotSchedule).
+ */
+const spreadWorkload = (): Workload => ({
+  name: "TopologySpreading",
+  nodes: NODES,
+  initPods: 5000,
+  initKind: "basic",
+  measuredPods: 2000,
+  measuredKind: "spread",
+  prepare: (client) => labelZones(client, ["moon-1", "moon-2", "moon-3"]),
+});
+
+/**
+ * Upstream's SchedulingPodAntiAffinity (5000Nodes): 1,000 pods and then 1,000 measured ones,
+ * each refusing a node that runs another of them (required anti-affinity on the hostname).
+ */
+const antiAffinityWorkload = (): Workload => ({
+  name: "SchedulingPodAntiAffinity",
+  nodes: NODES,
+  initPods: 1000,
+  initKind: "anti",
+  measuredPods: 1000,
+  measuredKind: "anti",
+});
+
+/** Puts the nodes in `zones`, round robin (upstream's labelNodePrepareStrategy). */
+async function labelZones(client: Client, zones: string[]): Promise<void> {
+  const api = client.resource("v1/Node");
+  const names = (await api.listAll()).items.map((n) => n.metadata!.name!).sort();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: IN_FLIGHT }, async () => {
+      while (next < names.length) {
+        const i = next++;
+        await api.patch(names[i]!, "merge", {
+          metadata: { labels: { [ZONE_LABEL]: zones[i % zones.length]! } },
+        });
+      }
+    }),
+  );
+}
+
+async function runWorkload(root: string, w: Workload, run = 0): Promise<Record<string, number>> {
+  console.log(
+    `${w.name}: ${w.nodes} nodes, ${w.initPods} initial pods, ${w.measuredPods} measured pods`,
+  );
+  const c = await startCluster(path.join(root, `${w.name}-${run}`), w.nodes, w.prepare);
   try {
     console.log(`  cluster ready in ${formatMs(c.setupMs)}`);
-    const init = await createPods(c, INIT_PODS);
+    const init = await createPods(c, w.initPods, w.initKind);
     await waitFor(
       "the initial pods bound",
       () => [...init.keys()].every((n) => c.boundAt.has(n)),
@@ -361,7 +464,7 @@ async function schedulingBasic(root: string, run: number): Promise<Record<string
     );
     const cpu = cpuMark(c);
     const t0 = performance.now();
-    const sent = await createPods(c, PODS);
+    const sent = await createPods(c, w.measuredPods, w.measuredKind);
     const createdMs = performance.now() - t0;
     await waitFor(
       "the measured pods bound",
@@ -378,9 +481,9 @@ async function schedulingBasic(root: string, run: number): Promise<Record<string
     const totalMs = last - t0;
     const cpuUse = cpu();
     const r = {
-      nodes: NODES,
-      pods: PODS,
-      podsPerSecond: (PODS * 1000) / totalMs,
+      nodes: w.nodes,
+      pods: w.measuredPods,
+      podsPerSecond: (w.measuredPods * 1000) / totalMs,
       totalMs,
       createMs: createdMs,
       p50Ms: percentile(latencies, 50),
@@ -390,8 +493,8 @@ async function schedulingBasic(root: string, run: number): Promise<Record<string
     };
     printTable([
       {
-        run: `SchedulingBasic ${NODES} nodes`,
-        pods: PODS,
+        run: `${w.name} ${w.nodes} nodes`,
+        pods: w.measuredPods,
         "pods/s": r.podsPerSecond,
         total: formatMs(totalMs),
         "creates done": formatMs(createdMs),
@@ -466,7 +569,7 @@ async function main(): Promise<void> {
     if (!flag("--skip-basic")) {
       // Each run on a fresh cluster; the figure is the median run (this VM's speed varies).
       const runs: Record<string, number>[] = [];
-      for (let i = 0; i < BASIC_RUNS; i++) runs.push(await schedulingBasic(root, i));
+      for (let i = 0; i < BASIC_RUNS; i++) runs.push(await runWorkload(root, basicWorkload(), i));
       const sorted = [...runs].sort((a, b) => a.podsPerSecond! - b.podsPerSecond!);
       out.basic = { ...sorted[(sorted.length - 1) >> 1]!, runs: runs.length };
       out.basicRuns = runs.map((r) => Math.round(r.podsPerSecond!));
@@ -475,6 +578,8 @@ async function main(): Promise<void> {
           `SchedulingBasic over ${runs.length} runs: ${runs.map((r) => r.podsPerSecond!.toFixed(0)).join(", ")} pods/s (median ${(out.basic as Record<string, number>).podsPerSecond!.toFixed(0)})`,
         );
     }
+    if (!flag("--skip-spread")) out.spread = await runWorkload(root, spreadWorkload());
+    if (!flag("--skip-anti")) out.antiAffinity = await runWorkload(root, antiAffinityWorkload());
     if (!flag("--skip-big")) out.big = await bigCluster(root);
   } finally {
     await stopChildren();
