@@ -250,6 +250,11 @@ export class RequiredNodeAffinity {
     this.nodeSelector = required ? new NodeSelectorMatcher(required) : undefined;
   }
 
+  /** True when the pod asks for no node in particular (every node matches). */
+  get empty(): boolean {
+    return !this.labelSelector && !this.nodeSelector;
+  }
+
   match(node: Node): boolean {
     if (this.labelSelector && !matchesSet(this.labelSelector, node.metadata?.labels)) return false;
     if (this.nodeSelector) return this.nodeSelector.match(node);

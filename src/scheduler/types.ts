@@ -85,11 +85,25 @@ export interface WeightedAffinityTerm extends AffinityTerm {
   weight: number;
 }
 
+/** What affinity terms look at in a pod (a PodInfo has both at hand; see podMeta). */
+export interface PodMeta {
+  readonly namespace: string;
+  readonly labels: Labels | undefined;
+}
+
+/** A pod's namespace and labels, for a pod without a PodInfo. */
+export function podMeta(pod: Pod): PodMeta {
+  return { namespace: pod.metadata?.namespace ?? "", labels: pod.metadata?.labels };
+}
+
 /** True when `pod` is in one of the term's namespaces (or its namespace labels match) and its labels match. */
-export function termMatches(term: AffinityTerm, pod: Pod, nsLabels: Labels | undefined): boolean {
-  const ns = pod.metadata?.namespace ?? "";
-  if (term.namespaces.has(ns) || term.namespaceSelector.matches(nsLabels)) {
-    return term.selector.matches(pod.metadata?.labels);
+export function termMatches(
+  term: AffinityTerm,
+  pod: PodMeta,
+  nsLabels: Labels | undefined,
+): boolean {
+  if (term.namespaces.has(pod.namespace) || term.namespaceSelector.matches(nsLabels)) {
+    return term.selector.matches(pod.labels);
   }
   return false;
 }
@@ -147,10 +161,22 @@ export class PodInfo {
   readonly preferredAntiAffinityTerms: WeightedAffinityTerm[];
   readonly hasAffinity: boolean;
   readonly hasRequiredAntiAffinity: boolean;
+  /**
+   * The pod's namespace, labels and whether it is terminating, kept on the PodInfo itself: the
+   * plugins that count matching pods read them for every pod of the cluster in every cycle, and
+   * reaching them through the pod and its metadata costs a cache miss at each step.
+   */
+  readonly namespace: string;
+  readonly labels: Labels | undefined;
+  readonly terminating: boolean;
   private resources: PodResources | undefined;
 
   constructor(readonly pod: Pod) {
     this.key = podKey(pod);
+    const meta = pod.metadata;
+    this.namespace = meta?.namespace ?? "";
+    this.labels = meta?.labels;
+    this.terminating = !!meta?.deletionTimestamp;
     const a = pod.spec?.affinity;
     this.requiredAffinityTerms = affinityTerms(
       pod,
@@ -181,9 +207,6 @@ export class PodInfo {
 
   get name(): string {
     return this.pod.metadata?.name ?? "";
-  }
-  get namespace(): string {
-    return this.pod.metadata?.namespace ?? "";
   }
 }
 

@@ -24,7 +24,9 @@ import {
   MAX_NODE_SCORE,
   PodInfo,
   Status,
+  podMeta,
   termMatches,
+  type PodMeta,
   type AffinityTerm,
   type CycleState,
   type NodeInfo,
@@ -47,27 +49,57 @@ export interface InterPodAffinityArgs {
 const PRE_FILTER_KEY = "PreFilter" + INTER_POD_AFFINITY;
 const PRE_SCORE_KEY = "PreScore" + INTER_POD_AFFINITY;
 
-/** Counts per topology pair "key\0value". */
-type TopologyCounts = Map<string, number>;
+/** Pod counts per topology pair: key, then value. */
+class TopologyCounts {
+  private readonly byKey = new Map<string, Map<string, number>>();
+  /** Pairs with a count (never 0). */
+  size = 0;
 
-const pairKey = (k: string, v: string): string => `${k}\0${v}`;
+  get(key: string, value: string): number {
+    return this.byKey.get(key)?.get(value) ?? 0;
+  }
 
-function updateCount(m: TopologyCounts, node: Node, key: string, delta: number): void {
-  const v = node.metadata?.labels?.[key];
-  if (v === undefined) return;
-  const k = pairKey(key, v);
-  const n = (m.get(k) ?? 0) + delta;
-  if (n === 0) m.delete(k);
-  else m.set(k, n);
+  /** Adds `delta` to the pair of `key` and the node's value for it (none: nothing). */
+  update(node: Node, key: string, delta: number): void {
+    const v = node.metadata?.labels?.[key];
+    if (v === undefined || delta === 0) return;
+    let values = this.byKey.get(key);
+    if (!values) this.byKey.set(key, (values = new Map()));
+    const before = values.get(v) ?? 0;
+    const n = before + delta;
+    if (n === 0) {
+      values.delete(v);
+      this.size--;
+    } else {
+      values.set(v, n);
+      if (before === 0) this.size++;
+    }
+  }
+
+  /** Whether one of the node's labels is a pair with a positive count. */
+  anyPositive(labels: Labels): boolean {
+    for (const [key, values] of this.byKey) {
+      const v = labels[key];
+      if (v !== undefined && (values.get(v) ?? 0) > 0) return true;
+    }
+    return false;
+  }
+
+  clone(): TopologyCounts {
+    const c = new TopologyCounts();
+    for (const [key, values] of this.byKey) c.byKey.set(key, new Map(values));
+    c.size = this.size;
+    return c;
+  }
 }
 
-function matchesAllTerms(terms: AffinityTerm[], pod: Pod): boolean {
+function matchesAllTerms(terms: AffinityTerm[], pod: PodMeta): boolean {
   if (terms.length === 0) return false;
   for (const t of terms) if (!termMatches(t, pod, undefined)) return false;
   return true;
 }
 
-function matchesAnyTerm(terms: AffinityTerm[], pod: Pod): boolean {
+function matchesAnyTerm(terms: AffinityTerm[], pod: PodMeta): boolean {
   for (const t of terms) if (termMatches(t, pod, undefined)) return true;
   return false;
 }
@@ -89,26 +121,25 @@ class PreFilterState implements StateData {
       this.requiredAffinity,
       this.requiredAntiAffinity,
       this.namespaceLabels,
-      new Map(this.existingAntiAffinityCounts),
-      new Map(this.affinityCounts),
-      new Map(this.antiAffinityCounts),
+      this.existingAntiAffinityCounts.clone(),
+      this.affinityCounts.clone(),
+      this.antiAffinityCounts.clone(),
     );
   }
 
   updateWithPod(other: PodInfo, node: Node | null, delta: number): void {
     if (!node) return;
     for (const t of other.requiredAntiAffinityTerms) {
-      if (termMatches(t, this.podInfo.pod, this.namespaceLabels)) {
-        updateCount(this.existingAntiAffinityCounts, node, t.topologyKey, delta);
+      if (termMatches(t, this.podInfo, this.namespaceLabels)) {
+        this.existingAntiAffinityCounts.update(node, t.topologyKey, delta);
       }
     }
-    if (matchesAllTerms(this.requiredAffinity, other.pod)) {
-      for (const t of this.requiredAffinity)
-        updateCount(this.affinityCounts, node, t.topologyKey, delta);
+    if (matchesAllTerms(this.requiredAffinity, other)) {
+      for (const t of this.requiredAffinity) this.affinityCounts.update(node, t.topologyKey, delta);
     }
     for (const t of this.requiredAntiAffinity) {
-      if (termMatches(t, other.pod, undefined))
-        updateCount(this.antiAffinityCounts, node, t.topologyKey, delta);
+      if (termMatches(t, other, undefined))
+        this.antiAffinityCounts.update(node, t.topologyKey, delta);
     }
   }
 }
@@ -152,30 +183,29 @@ export class InterPodAffinity
     const antiAffinity = pod.requiredAntiAffinityTerms.map((t) => this.mergeNamespaces(t));
     const nsLabels = snap.namespaceLabels(pod.namespace);
 
-    const existing: TopologyCounts = new Map();
+    const existing = new TopologyCounts();
     for (const ni of snap.havePodsWithRequiredAntiAffinityList()) {
       const node = ni.node;
       if (!node) continue;
       for (const ep of ni.podsWithRequiredAntiAffinity) {
         for (const t of ep.requiredAntiAffinityTerms) {
-          if (termMatches(t, pod.pod, nsLabels)) updateCount(existing, node, t.topologyKey, 1);
+          if (termMatches(t, pod, nsLabels)) existing.update(node, t.topologyKey, 1);
         }
       }
     }
 
-    const affinityCounts: TopologyCounts = new Map();
-    const antiAffinityCounts: TopologyCounts = new Map();
+    const affinityCounts = new TopologyCounts();
+    const antiAffinityCounts = new TopologyCounts();
     if (affinity.length > 0 || antiAffinity.length > 0) {
       for (const ni of nodes) {
         const node = ni.node;
         if (!node) continue;
         for (const ep of ni.pods) {
-          if (affinity.length > 0 && matchesAllTerms(affinity, ep.pod)) {
-            for (const t of affinity) updateCount(affinityCounts, node, t.topologyKey, 1);
+          if (affinity.length > 0 && matchesAllTerms(affinity, ep)) {
+            for (const t of affinity) affinityCounts.update(node, t.topologyKey, 1);
           }
           for (const t of antiAffinity) {
-            if (termMatches(t, ep.pod, undefined))
-              updateCount(antiAffinityCounts, node, t.topologyKey, 1);
+            if (termMatches(t, ep, undefined)) antiAffinityCounts.update(node, t.topologyKey, 1);
           }
         }
       }
@@ -219,17 +249,13 @@ export class InterPodAffinity
     if (s.antiAffinityCounts.size > 0) {
       for (const t of s.requiredAntiAffinity) {
         const v = labels[t.topologyKey];
-        if (v !== undefined && (s.antiAffinityCounts.get(pairKey(t.topologyKey, v)) ?? 0) > 0) {
+        if (v !== undefined && s.antiAffinityCounts.get(t.topologyKey, v) > 0) {
           return new Status(Code.Unschedulable, [ERR_REASON_ANTI_AFFINITY]);
         }
       }
     }
-    if (s.existingAntiAffinityCounts.size > 0) {
-      for (const k of Object.keys(labels)) {
-        if ((s.existingAntiAffinityCounts.get(pairKey(k, labels[k]!)) ?? 0) > 0) {
-          return new Status(Code.Unschedulable, [ERR_REASON_EXISTING_ANTI_AFFINITY]);
-        }
-      }
+    if (s.existingAntiAffinityCounts.size > 0 && s.existingAntiAffinityCounts.anyPositive(labels)) {
+      return new Status(Code.Unschedulable, [ERR_REASON_EXISTING_ANTI_AFFINITY]);
     }
     return null;
   }
@@ -258,7 +284,7 @@ export class InterPodAffinity
     };
     const processTerms = (
       terms: WeightedAffinityTerm[],
-      target: Pod,
+      target: PodMeta,
       labels: Labels | undefined,
       node: Node,
       sign: number,
@@ -271,16 +297,15 @@ export class InterPodAffinity
       if (!node || Object.keys(node.metadata?.labels ?? {}).length === 0) continue;
       const pods = hasConstraints ? ni.pods : ni.podsWithAffinity;
       for (const ep of pods) {
-        processTerms(preferredAffinity, ep.pod, undefined, node, 1);
-        processTerms(preferredAnti, ep.pod, undefined, node, -1);
+        processTerms(preferredAffinity, ep, undefined, node, 1);
+        processTerms(preferredAnti, ep, undefined, node, -1);
         if (this.hardPodAffinityWeight > 0) {
           for (const t of ep.requiredAffinityTerms) {
-            if (termMatches(t, pod.pod, nsLabels))
-              add(node, t.topologyKey, this.hardPodAffinityWeight);
+            if (termMatches(t, pod, nsLabels)) add(node, t.topologyKey, this.hardPodAffinityWeight);
           }
         }
-        processTerms(ep.preferredAffinityTerms, pod.pod, nsLabels, node, 1);
-        processTerms(ep.preferredAntiAffinityTerms, pod.pod, nsLabels, node, -1);
+        processTerms(ep.preferredAffinityTerms, pod, nsLabels, node, 1);
+        processTerms(ep.preferredAntiAffinityTerms, pod, nsLabels, node, -1);
       }
     }
     if (topologyScore.size === 0) return new Status(Code.Skip);
@@ -340,17 +365,19 @@ export class InterPodAffinity
           const terms = info.requiredAffinityTerms;
           const anti = info.requiredAntiAffinityTerms;
           if (before && after) {
-            if (!matchesAllTerms(terms, before) && matchesAllTerms(terms, after))
+            if (!matchesAllTerms(terms, podMeta(before)) && matchesAllTerms(terms, podMeta(after)))
               return QueueingHint.Queue;
-            if (matchesAnyTerm(anti, before) && !matchesAnyTerm(anti, after))
+            if (matchesAnyTerm(anti, podMeta(before)) && !matchesAnyTerm(anti, podMeta(after)))
               return QueueingHint.Queue;
             return QueueingHint.QueueSkip;
           }
           if (after)
-            return matchesAllTerms(terms, after) ? QueueingHint.Queue : QueueingHint.QueueSkip;
+            return matchesAllTerms(terms, podMeta(after))
+              ? QueueingHint.Queue
+              : QueueingHint.QueueSkip;
           if (!before) return QueueingHint.QueueSkip;
           // A deleted pod frees its domain for our anti-affinity, or lifts its own anti-affinity.
-          if (matchesAnyTerm(anti, before)) return QueueingHint.Queue;
+          if (matchesAnyTerm(anti, podMeta(before))) return QueueingHint.Queue;
           return new PodInfo(before).requiredAntiAffinityTerms.length > 0
             ? QueueingHint.Queue
             : QueueingHint.QueueSkip;
@@ -382,11 +409,11 @@ function satisfyPodAffinity(s: PreFilterState, labels: Labels): boolean {
   for (const t of s.requiredAffinity) {
     const v = labels[t.topologyKey];
     if (v === undefined) return false;
-    if ((s.affinityCounts.get(pairKey(t.topologyKey, v)) ?? 0) <= 0) podsExist = false;
+    if (s.affinityCounts.get(t.topologyKey, v) <= 0) podsExist = false;
   }
   if (!podsExist) {
     // The first pod of a group with affinity to itself may go anywhere with the topology labels.
-    return s.affinityCounts.size === 0 && matchesAllTerms(s.requiredAffinity, s.podInfo.pod);
+    return s.affinityCounts.size === 0 && matchesAllTerms(s.requiredAffinity, s.podInfo);
   }
   return true;
 }

@@ -110,7 +110,7 @@ function matchInclusionPolicies(
   node: Node,
   required: RequiredNodeAffinity,
 ): boolean {
-  if (c.nodeAffinityPolicy === "Honor" && !required.match(node)) return false;
+  if (c.nodeAffinityPolicy === "Honor" && !required.empty && !required.match(node)) return false;
   if (
     c.nodeTaintsPolicy === "Honor" &&
     findUntoleratedTaint(node.spec?.taints, pod.spec?.tolerations)
@@ -123,10 +123,10 @@ function matchInclusionPolicies(
 function countPodsMatchSelector(pods: readonly PodInfo[], selector: Selector, ns: string): number {
   if (selector.empty()) return 0;
   let n = 0;
-  for (const p of pods) {
-    const m = p.pod.metadata;
-    if (m?.deletionTimestamp || (m?.namespace ?? "") !== ns) continue;
-    if (selector.matches(m?.labels)) n++;
+  for (let i = 0; i < pods.length; i++) {
+    const p = pods[i]!;
+    if (p.terminating || p.namespace !== ns) continue;
+    if (selector.matches(p.labels)) n++;
   }
   return n;
 }
@@ -271,15 +271,23 @@ export class PodTopologySpread
     const ns = pod.namespace;
     const required = new RequiredNodeAffinity(pod.pod);
     const matchNums = constraints.map(() => new Map<string, number>());
-    for (const ni of nodes) {
+    // Every node of the cluster, every cycle: kept to plain loops (no closure or copy per node).
+    const n = constraints.length;
+    for (let j = 0; j < nodes.length; j++) {
+      const ni = nodes[j]!;
       const node = ni.node;
-      if (!node || !nodeHasAllKeys(node.metadata?.labels, constraints)) continue;
-      constraints.forEach((c, i) => {
-        if (!matchInclusionPolicies(c, pod.pod, node, required)) return;
-        const v = node.metadata!.labels![c.topologyKey]!;
+      if (!node) continue;
+      const labels = node.metadata?.labels;
+      if (!nodeHasAllKeys(labels, constraints)) continue;
+      for (let i = 0; i < n; i++) {
+        const c = constraints[i]!;
+        if (!matchInclusionPolicies(c, pod.pod, node, required)) continue;
+        const v = labels![c.topologyKey]!;
         const m = matchNums[i]!;
-        m.set(v, (m.get(v) ?? 0) + countPodsMatchSelector(ni.pods, c.selector, ns));
-      });
+        const count = ni.pods.length === 0 ? 0 : countPodsMatchSelector(ni.pods, c.selector, ns);
+        const before = m.get(v);
+        if (before === undefined || count > 0) m.set(v, (before ?? 0) + count);
+      }
     }
     const paths = matchNums.map((m) => {
       const p = new CriticalPaths();
