@@ -4,7 +4,7 @@
  * Score adds the weights of preferred terms both ways, and of existing pods' required affinity
  * (hardPodAffinityWeight), per topology domain.
  */
-import type { Node, Pod } from "kubernetes-types/core/v1.js";
+import type { Node } from "kubernetes-types/core/v1.js";
 import {
   ActionType,
   QueueingHint,
