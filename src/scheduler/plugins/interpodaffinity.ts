@@ -60,8 +60,8 @@ class TopologyCounts {
   }
 
   /** Adds `delta` to the pair of `key` and the node's value for it (none: nothing). */
-  update(node: Node, key: string, delta: number): void {
-    const v = node.metadata?.labels?.[key];
+  update(labels: Labels | undefined, key: string, delta: number): void {
+    const v = labels?.[key];
     if (v === undefined || delta === 0) return;
     let values = this.byKey.get(key);
     if (!values) this.byKey.set(key, (values = new Map()));
@@ -127,19 +127,21 @@ class PreFilterState implements StateData {
     );
   }
 
-  updateWithPod(other: PodInfo, node: Node | null, delta: number): void {
-    if (!node) return;
+  updateWithPod(other: PodInfo, node: NodeInfo, delta: number): void {
+    if (!node.node) return;
+    const labels = node.labels;
     for (const t of other.requiredAntiAffinityTerms) {
       if (termMatches(t, this.podInfo, this.namespaceLabels)) {
-        this.existingAntiAffinityCounts.update(node, t.topologyKey, delta);
+        this.existingAntiAffinityCounts.update(labels, t.topologyKey, delta);
       }
     }
     if (matchesAllTerms(this.requiredAffinity, other)) {
-      for (const t of this.requiredAffinity) this.affinityCounts.update(node, t.topologyKey, delta);
+      for (const t of this.requiredAffinity)
+        this.affinityCounts.update(labels, t.topologyKey, delta);
     }
     for (const t of this.requiredAntiAffinity) {
       if (termMatches(t, other, undefined))
-        this.antiAffinityCounts.update(node, t.topologyKey, delta);
+        this.antiAffinityCounts.update(labels, t.topologyKey, delta);
     }
   }
 }
@@ -185,11 +187,11 @@ export class InterPodAffinity
 
     const existing = new TopologyCounts();
     for (const ni of snap.havePodsWithRequiredAntiAffinityList()) {
-      const node = ni.node;
-      if (!node) continue;
+      if (!ni.node) continue;
+      const labels = ni.labels;
       for (const ep of ni.podsWithRequiredAntiAffinity) {
         for (const t of ep.requiredAntiAffinityTerms) {
-          if (termMatches(t, pod, nsLabels)) existing.update(node, t.topologyKey, 1);
+          if (termMatches(t, pod, nsLabels)) existing.update(labels, t.topologyKey, 1);
         }
       }
     }
@@ -198,14 +200,14 @@ export class InterPodAffinity
     const antiAffinityCounts = new TopologyCounts();
     if (affinity.length > 0 || antiAffinity.length > 0) {
       for (const ni of nodes) {
-        const node = ni.node;
-        if (!node) continue;
+        if (!ni.node || ni.pods.length === 0) continue;
+        const labels = ni.labels;
         for (const ep of ni.pods) {
           if (affinity.length > 0 && matchesAllTerms(affinity, ep)) {
-            for (const t of affinity) affinityCounts.update(node, t.topologyKey, 1);
+            for (const t of affinity) affinityCounts.update(labels, t.topologyKey, 1);
           }
           for (const t of antiAffinity) {
-            if (termMatches(t, ep, undefined)) antiAffinityCounts.update(node, t.topologyKey, 1);
+            if (termMatches(t, ep, undefined)) antiAffinityCounts.update(labels, t.topologyKey, 1);
           }
         }
       }
@@ -230,12 +232,12 @@ export class InterPodAffinity
   }
 
   addPod(state: CycleState, _pod: PodInfo, toAdd: PodInfo, node: NodeInfo): Status | null {
-    state.read<PreFilterState>(PRE_FILTER_KEY)?.updateWithPod(toAdd, node.node, 1);
+    state.read<PreFilterState>(PRE_FILTER_KEY)?.updateWithPod(toAdd, node, 1);
     return null;
   }
 
   removePod(state: CycleState, _pod: PodInfo, toRemove: PodInfo, node: NodeInfo): Status | null {
-    state.read<PreFilterState>(PRE_FILTER_KEY)?.updateWithPod(toRemove, node.node, -1);
+    state.read<PreFilterState>(PRE_FILTER_KEY)?.updateWithPod(toRemove, node, -1);
     return null;
   }
 

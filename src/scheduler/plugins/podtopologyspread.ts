@@ -277,7 +277,7 @@ export class PodTopologySpread
       const ni = nodes[j]!;
       const node = ni.node;
       if (!node) continue;
-      const labels = node.metadata?.labels;
+      const labels = ni.labels;
       if (!nodeHasAllKeys(labels, constraints)) continue;
       for (let i = 0; i < n; i++) {
         const c = constraints[i]!;
@@ -366,7 +366,7 @@ export class PodTopologySpread
     for (const ni of all) {
       const node = ni.node;
       if (!node) continue;
-      const labels = node.metadata?.labels;
+      const labels = ni.labels;
       if (requireAll && !nodeHasAllKeys(labels, constraints)) continue;
       for (const c of constraints) {
         if (!matchInclusionPolicies(c, pod.pod, node, required)) continue;

@@ -80,7 +80,7 @@ const toleratesUnschedulable = (pod: Pod): boolean =>
 export class NodeUnschedulable implements FilterPlugin, EnqueueExtensions {
   readonly name = NODE_UNSCHEDULABLE;
   filter(_state: CycleState, pod: PodInfo, node: NodeInfo): Status | null {
-    if (!node.node?.spec?.unschedulable) return null;
+    if (!node.unschedulable) return null;
     if (toleratesUnschedulable(pod.pod)) return null;
     return new Status(Code.UnschedulableAndUnresolvable, [ERR_REASON_UNSCHEDULABLE]);
   }

@@ -46,7 +46,7 @@ export class TaintToleration
   private readonly cache = new StateCache<PreScoreState>();
 
   filter(_state: CycleState, pod: PodInfo, node: NodeInfo): Status | null {
-    const taints = node.node?.spec?.taints;
+    const taints = node.taints;
     if (!taints || taints.length === 0) return null;
     const taint = findUntoleratedTaint(taints, pod.pod.spec?.tolerations);
     if (!taint) return null;
@@ -63,7 +63,7 @@ export class TaintToleration
   }
 
   score(state: CycleState, pod: PodInfo, node: NodeInfo): number {
-    const taints = node.node?.spec?.taints;
+    const taints = node.taints;
     if (!taints || taints.length === 0) return 0;
     const s = this.cache.read(state, PRE_SCORE_KEY);
     const tolerations =
