@@ -55,7 +55,7 @@ export function tableJSONBody(
     count: items.length,
     item: (w, i) => {
       const obj = items[i]!;
-      const cells = JSON.stringify(printer.cells(obj.view(), now));
+      const cells = JSON.stringify(printer.cells(obj.printView(), now));
       w.text(`${i > 0 ? "," : ""}{"cells":${cells}${ROW_OBJECT}`);
       obj.writeMetadataJSON(w);
       w.text("}}");

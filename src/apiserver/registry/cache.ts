@@ -63,6 +63,7 @@ export class CachedObject {
   private attrs: ObjectAttributes | undefined;
   private lines: Partial<Record<string, Buffer>> | undefined;
   private decoded: KObject | undefined;
+  private printed: KObject | undefined;
   /** Where the metadata content starts and where its closing brace is; -1: not served as is. */
   private metaStart: number | undefined;
   private metaEnd = -1;
@@ -86,6 +87,21 @@ export class CachedObject {
    */
   view(): KObject {
     return (this.decoded ??= this.object());
+  }
+
+  /**
+   * The decoded object without metadata.managedFields, kept for Tables: their cells never read
+   * those, which are half of a typical object's JSON and most of its decoded objects. A list of
+   * thousands then keeps (and the collector promotes and marks) half as much.
+   */
+  printView(): KObject {
+    if (this.decoded) return this.decoded;
+    if (!this.printed) {
+      const obj = this.object();
+      if (obj.metadata) delete obj.metadata.managedFields;
+      this.printed = obj;
+    }
+    return this.printed;
   }
 
   private bytes(): Buffer {
