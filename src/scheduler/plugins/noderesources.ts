@@ -319,7 +319,6 @@ class ResourceAllocationScorer {
   score(node: NodeInfo, podRequests: Float64Array): number {
     const req = this.requested;
     const alloc = this.allocatable;
-    const nodeReq = this.useRequested ? node.requested : node.nonZeroRequested;
     const nodeAlloc = node.allocatable;
     const kinds = this.kinds;
     for (let i = 0; i < kinds.length; i++) {
@@ -328,12 +327,12 @@ class ResourceAllocationScorer {
       let r = 0;
       switch (kinds[i]) {
         case KIND_CPU:
-          a = nodeAlloc.milliCPU;
-          r = nodeReq.milliCPU + pr;
+          a = node.allocMilliCPU;
+          r = (this.useRequested ? node.reqMilliCPU : node.nonZeroMilliCPU) + pr;
           break;
         case KIND_MEMORY:
-          a = nodeAlloc.memory;
-          r = nodeReq.memory + pr;
+          a = node.allocMemory;
+          r = (this.useRequested ? node.reqMemory : node.nonZeroMemory) + pr;
           break;
         case KIND_EPHEMERAL:
           a = nodeAlloc.ephemeralStorage;
@@ -402,12 +401,10 @@ export class NodeResourcesFit
   filter(_state: CycleState, pod: PodInfo, node: NodeInfo): Status | null {
     const req = pod.res.requests;
     // Fast path: the common pod that fits in CPU and memory with room for one more pod.
-    const alloc = node.allocatable;
-    const used = node.requested;
     if (
-      node.pods.length + 1 <= alloc.allowedPodNumber &&
-      req.milliCPU <= alloc.milliCPU - used.milliCPU &&
-      req.memory <= alloc.memory - used.memory &&
+      node.podCount + 1 <= node.allowedPods &&
+      req.milliCPU <= node.allocMilliCPU - node.reqMilliCPU &&
+      req.memory <= node.allocMemory - node.reqMemory &&
       req.ephemeralStorage === 0 &&
       req.scalar === null
     ) {
