@@ -93,6 +93,11 @@ class TopologyCounts {
   }
 }
 
+function hasAnyKey(labels: Labels | undefined): boolean {
+  if (labels) for (const _ in labels) return true;
+  return false;
+}
+
 function matchesAllTerms(terms: AffinityTerm[], pod: PodMeta): boolean {
   if (terms.length === 0) return false;
   for (const t of terms) if (!termMatches(t, pod, undefined)) return false;
@@ -200,7 +205,7 @@ export class InterPodAffinity
     const antiAffinityCounts = new TopologyCounts();
     if (affinity.length > 0 || antiAffinity.length > 0) {
       for (const ni of nodes) {
-        if (!ni.node || ni.pods.length === 0) continue;
+        if (ni.podCount === 0 || !ni.node) continue;
         const labels = ni.labels;
         for (const ep of ni.pods) {
           if (affinity.length > 0 && matchesAllTerms(affinity, ep)) {
@@ -295,8 +300,10 @@ export class InterPodAffinity
         if (termMatches(t, target, labels)) add(node, t.topologyKey, t.weight * sign);
     };
     for (const ni of all) {
+      // Nodes without pods are most of a large cluster: passed over on the NodeInfo's own fields.
+      if (ni.podCount === 0) continue;
       const node = ni.node;
-      if (!node || Object.keys(node.metadata?.labels ?? {}).length === 0) continue;
+      if (!node || !hasAnyKey(ni.labels)) continue;
       const pods = hasConstraints ? ni.pods : ni.podsWithAffinity;
       for (const ep of pods) {
         processTerms(preferredAffinity, ep, undefined, node, 1);

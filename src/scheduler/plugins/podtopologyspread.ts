@@ -284,7 +284,7 @@ export class PodTopologySpread
         if (!matchInclusionPolicies(c, pod.pod, node, required)) continue;
         const v = labels![c.topologyKey]!;
         const m = matchNums[i]!;
-        const count = ni.pods.length === 0 ? 0 : countPodsMatchSelector(ni.pods, c.selector, ns);
+        const count = ni.podCount === 0 ? 0 : countPodsMatchSelector(ni.pods, c.selector, ns);
         const before = m.get(v);
         if (before === undefined || count > 0) m.set(v, (before ?? 0) + count);
       }
