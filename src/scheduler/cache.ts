@@ -143,11 +143,11 @@ export class Snapshot implements SharedLister {
     this.havePodsWithAffinity = [];
     this.havePodsWithRequiredAntiAffinity = [];
     this.usedPVCSet = new Set();
+    // Every node: read through the counts the NodeInfo keeps (see NodeInfo.podCount).
     for (const ni of this.nodeInfoList) {
-      if (ni.podsWithAffinity.length > 0) this.havePodsWithAffinity.push(ni);
-      if (ni.podsWithRequiredAntiAffinity.length > 0)
-        this.havePodsWithRequiredAntiAffinity.push(ni);
-      for (const k of ni.pvcRefCounts.keys()) this.usedPVCSet.add(k);
+      if (ni.withAffinity > 0) this.havePodsWithAffinity.push(ni);
+      if (ni.withRequiredAntiAffinity > 0) this.havePodsWithRequiredAntiAffinity.push(ni);
+      if (ni.pvcCount > 0) for (const k of ni.pvcRefCounts.keys()) this.usedPVCSet.add(k);
     }
   }
 

@@ -305,6 +305,10 @@ export class NodeInfo {
   reqMemory = 0;
   nonZeroMilliCPU = 0;
   nonZeroMemory = 0;
+  /** Lengths of podsWithAffinity and podsWithRequiredAntiAffinity, and PVCs in use. */
+  withAffinity = 0;
+  withRequiredAntiAffinity = 0;
+  pvcCount = 0;
   node: Node | null = null;
   name = "";
   pods: PodInfo[] = [];
@@ -348,6 +352,9 @@ export class NodeInfo {
     this.reqMemory = this.requested.memory;
     this.nonZeroMilliCPU = this.nonZeroRequested.milliCPU;
     this.nonZeroMemory = this.nonZeroRequested.memory;
+    this.withAffinity = this.podsWithAffinity.length;
+    this.withRequiredAntiAffinity = this.podsWithRequiredAntiAffinity.length;
+    this.pvcCount = this.pvcRefCounts.size;
   }
 
   removeNode(): void {
