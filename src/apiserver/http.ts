@@ -21,23 +21,58 @@ export const GZIP_MIN_BYTES = 128 * 1024;
 /** The body each request was read with (for the audit log's requestObject). */
 export const requestBodies = new WeakMap<object, Buffer>();
 
-export async function readBody(req: Request): Promise<Buffer> {
+export function readBody(req: Request): Promise<Buffer> {
   const declared = Number(req.headers["content-length"] ?? -1);
   if (declared > MAX_BODY_BYTES) {
-    throw requestEntityTooLarge(`Request entity too large: limit is ${MAX_BODY_BYTES}`);
+    return Promise.reject(
+      requestEntityTooLarge(`Request entity too large: limit is ${MAX_BODY_BYTES}`),
+    );
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) {
-      throw requestEntityTooLarge(`Request entity too large: limit is ${MAX_BODY_BYTES}`);
-    }
-    chunks.push(chunk);
+  if (req.readableEnded) {
+    const empty = Buffer.alloc(0);
+    requestBodies.set(req, empty);
+    return Promise.resolve(empty);
   }
-  const body = Buffer.concat(chunks);
-  requestBodies.set(req, body);
-  return body;
+  // Events rather than an async iterator: a body is mostly one chunk, and the iterator's
+  // promises cost more than reading it.
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        done();
+        req.resume();
+        reject(requestEntityTooLarge(`Request entity too large: limit is ${MAX_BODY_BYTES}`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      done();
+      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      requestBodies.set(req, body);
+      resolve(body);
+    };
+    const onError = (err: Error) => {
+      done();
+      reject(err);
+    };
+    const onClose = () => {
+      done();
+      reject(new Error("the client closed the connection before the request body ended"));
+    };
+    const done = () => {
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("error", onError);
+      req.off("close", onClose);
+    };
+    req.on("data", onData);
+    req.on("end", onEnd);
+    req.on("error", onError);
+    req.on("close", onClose);
+  });
 }
 
 /** The media type of a request body, without parameters. */
