@@ -28,6 +28,7 @@ import type { Endpoint, EndpointPort, EndpointSlice } from "kubernetes-types/dis
 import type { ObjectReference } from "kubernetes-types/core/v1.js";
 import { hasStatusCause } from "../api/status.js";
 import { controller } from "../client/controller.js";
+import type { EventHandler } from "../client/informer.js";
 import type { Client } from "../client/resources.js";
 import {
   BucketRateLimiter,
@@ -248,6 +249,34 @@ export function managedSlices(
       s.metadata?.labels?.[LABEL_SERVICE_NAME] === name &&
       s.metadata?.labels?.[LABEL_MANAGED_BY] === managedBy,
   );
+}
+
+/**
+ * What both slice controllers do on a slice event (upstream's onEndpointSliceAdd/Update/Delete):
+ * resync the service of a slice they manage that they did not write last, of a slice that moved
+ * between services or between managers, and of a managed slice deleted by someone else.
+ */
+export function sliceEventHandler(
+  managed: (s: EndpointSlice) => boolean,
+  tracker: EndpointSliceTracker,
+  queueForSlice: (s: EndpointSlice) => void,
+): EventHandler<EndpointSlice> {
+  return {
+    add: (s) => {
+      if (managed(s) && tracker.shouldSync(s)) queueForSlice(s);
+    },
+    update: (old, s) => {
+      if (old.metadata?.labels?.[LABEL_SERVICE_NAME] !== s.metadata?.labels?.[LABEL_SERVICE_NAME]) {
+        queueForSlice(s);
+        queueForSlice(old);
+        return;
+      }
+      if (managed(old) !== managed(s) || (managed(s) && tracker.shouldSync(s))) queueForSlice(s);
+    },
+    delete: (s) => {
+      if (managed(s) && tracker.has(s) && !tracker.handleDeletion(s)) queueForSlice(s);
+    },
+  };
 }
 
 /** "ns/service" of a slice's service-name label, or undefined without one. */
@@ -812,26 +841,7 @@ export function endpointSliceDescriptorWith(
         s.metadata?.labels?.[LABEL_MANAGED_BY] === ENDPOINTSLICE_CONTROLLER_NAME;
       const unregister = [
         registerPodHandlers(pods, services.store, enqueue),
-        slices.addEventHandler({
-          add: (s) => {
-            if (managed(s) && tracker.shouldSync(s)) queueForSlice(s);
-          },
-          update: (old, s) => {
-            if (
-              old.metadata?.labels?.[LABEL_SERVICE_NAME] !==
-              s.metadata?.labels?.[LABEL_SERVICE_NAME]
-            ) {
-              queueForSlice(s);
-              queueForSlice(old);
-              return;
-            }
-            if (managed(old) !== managed(s) || (managed(s) && tracker.shouldSync(s)))
-              queueForSlice(s);
-          },
-          delete: (s) => {
-            if (managed(s) && tracker.has(s) && !tracker.handleDeletion(s)) queueForSlice(s);
-          },
-        }),
+        slices.addEventHandler(sliceEventHandler(managed, tracker, queueForSlice)),
       ];
       try {
         await c.start(signal);

@@ -43,6 +43,7 @@ import {
   managedSlices,
   portMapKey,
   serviceKeyOfSlice,
+  sliceEventHandler,
   type SlicePlan,
   sliceRateLimiter,
   STALE_RETRY,
@@ -424,26 +425,7 @@ export function endpointSliceMirroringDescriptorWith(
             if (!hasSelector(svc)) c.queue.add(objectKey(svc));
           },
         }),
-        slices.addEventHandler({
-          add: (s) => {
-            if (managed(s) && tracker.shouldSync(s)) queueForSlice(s);
-          },
-          update: (old, s) => {
-            if (
-              old.metadata?.labels?.[LABEL_SERVICE_NAME] !==
-              s.metadata?.labels?.[LABEL_SERVICE_NAME]
-            ) {
-              queueForSlice(s);
-              queueForSlice(old);
-              return;
-            }
-            if (managed(old) !== managed(s) || (managed(s) && tracker.shouldSync(s)))
-              queueForSlice(s);
-          },
-          delete: (s) => {
-            if (managed(s) && tracker.has(s) && !tracker.handleDeletion(s)) queueForSlice(s);
-          },
-        }),
+        slices.addEventHandler(sliceEventHandler(managed, tracker, queueForSlice)),
       ];
       try {
         await c.start(signal);
