@@ -57,11 +57,12 @@ const server = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
       res.end();
       return;
     }
-    const body = Buffer.from(JSON.stringify(obj));
+    const text = JSON.stringify(obj);
+    const body = Buffer.from(text);
     res.writeHead(201, { "content-type": "application/json", "content-length": body.length });
     res.end(body);
     if (watchers.size > 0) {
-      const event = `{"type":"ADDED","object":${body.toString().slice(0, -1)},"padding":"`;
+      const event = `{"type":"ADDED","object":${text.slice(0, -1)},"padding":"`;
       const pad = Math.max(0, eventBytes - event.length - 4);
       if (pending.length === 0) setImmediate(fanOut);
       pending.push(Buffer.from(`${event}${"x".repeat(pad)}"}}\n`));

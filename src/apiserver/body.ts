@@ -4,9 +4,8 @@
  * waits while the connection is backed up. The chunks are reused once written, so a list of tens
  * of megabytes neither builds its whole body in memory nor leaves it to the garbage collector.
  */
-import { gzipSync } from "node:zlib";
 import type { ServerResponse } from "node:http";
-import { acceptsGzip, GZIP_MIN_BYTES, type Request, type Response } from "./http.js";
+import { acceptsGzip, sendRaw, type Request, type Response } from "./http.js";
 
 const CHUNK_BYTES = 64 * 1024;
 /** Written chunks kept for the next bodies (1 MiB). */
@@ -94,7 +93,7 @@ export async function sendStreamed(
   body: StreamedBody,
   headers: Record<string, string> = {},
 ): Promise<void> {
-  if (acceptsGzip(req)) return sendCollected(res, code, contentType, body, headers);
+  if (acceptsGzip(req)) return sendCollected(req, res, code, contentType, body, headers);
   const out = res as ServerResponse;
   out.writeHead(code, { "content-type": contentType, ...headers });
   let waiting: (() => void) | undefined;
@@ -138,6 +137,7 @@ export async function sendStreamed(
 
 /** The whole body in one buffer, gzipped when large, with its length. */
 function sendCollected(
+  req: Request,
   res: Response,
   code: number,
   contentType: string,
@@ -157,13 +157,5 @@ function sendCollected(
   w.text(body.tail);
   w.flush();
   w.release();
-  let payload = Buffer.concat(parts);
-  const out: Record<string, string> = { "content-type": contentType, ...headers };
-  if (payload.length >= GZIP_MIN_BYTES) {
-    payload = gzipSync(payload, { level: 1 });
-    out["content-encoding"] = "gzip";
-  }
-  out["content-length"] = String(payload.length);
-  (res as ServerResponse).writeHead(code, out);
-  res.end(payload);
+  sendRaw(req, res, code, contentType, Buffer.concat(parts), headers);
 }

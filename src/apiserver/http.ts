@@ -16,7 +16,7 @@ export type Response = ServerResponse | Http2ServerResponse;
 /** Upstream's limit on request bodies (MaxRequestBodyBytes). */
 export const MAX_BODY_BYTES = 3 * 1024 * 1024;
 /** Responses larger than this are gzipped for clients that accept it (upstream's threshold). */
-export const GZIP_MIN_BYTES = 128 * 1024;
+const GZIP_MIN_BYTES = 128 * 1024;
 
 /** The body each request was read with (for the audit log's requestObject). */
 export const requestBodies = new WeakMap<object, Buffer>();

@@ -565,7 +565,7 @@ function updateManaged(
   const ignore = ignoredFields(shape, ctx.subresource);
   // The ignored subtree (status through the main resource, spec through /status) is left out of
   // the comparison rather than compared and dropped: it is most of a pod.
-  const top = shape.k === "struct" ? ignoredTopField(shape, ctx.subresource) : undefined;
+  const top = ignoredTopField(shape, ctx.subresource);
   const c = top
     ? compare(shape, old && { ...old, [top]: undefined }, { ...next, [top]: undefined })
     : compare(shape, old, next);

@@ -55,6 +55,15 @@ export interface ByteSink {
   text(s: string): void;
 }
 
+/** A sink that keeps the pieces as buffers (views of the bytes given, not copies). */
+function partsSink(out: Buffer[]): ByteSink {
+  return {
+    bytes: (b, start = 0, end = b.length) =>
+      out.push(Buffer.from(b.buffer, b.byteOffset + start, end - start)),
+    text: (s) => out.push(Buffer.from(s)),
+  };
+}
+
 /**
  * One object at one revision, as the cache (or a storage read) holds it: the stored bytes, shared
  * with the storage layer, with what is derived from them computed on demand.
@@ -116,25 +125,10 @@ export class CachedObject {
     return `"resourceVersion":"${this.revision}"${comma ? "," : ""}`;
   }
 
-  /** Appends the pieces of the object's JSON, resourceVersion included, to `out`. */
-  private jsonParts(out: Buffer[]): void {
-    const at = this.start();
-    if (at < 0) {
-      out.push(Buffer.from(JSON.stringify(this.view())));
-      return;
-    }
-    const bytes = this.bytes();
-    out.push(
-      bytes.subarray(0, at),
-      Buffer.from(this.resourceVersionText(bytes[at] !== CLOSE)),
-      bytes.subarray(at),
-    );
-  }
-
   /** The object as JSON, resourceVersion included. */
   json(): Buffer {
     const parts: Buffer[] = [];
-    this.jsonParts(parts);
+    this.writeJSON(partsSink(parts));
     return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   }
 
@@ -181,7 +175,7 @@ export class CachedObject {
     let line = this.lines[type];
     if (!line) {
       const parts = [Buffer.from(`{"type":"${type}","object":`)];
-      this.jsonParts(parts);
+      this.writeJSON(partsSink(parts));
       parts.push(EVENT_END);
       line = Buffer.concat(parts);
       this.lines[type] = line;

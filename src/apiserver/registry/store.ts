@@ -251,10 +251,11 @@ export class Registry {
     }
     const bytes = Buffer.from(json);
     this.storedBytes.set(served, bytes);
-    const labels = served.metadata?.labels as Record<string, string> | undefined;
+    // The labels copied: the caller may go on changing the object it wrote.
+    const written = this.codec.attributes(served);
     this.writtenAttributes.set(bytes, {
-      labels: labels && { ...labels },
-      fields: this.fields(served),
+      ...written,
+      labels: written.labels && { ...written.labels },
     });
     return bytes;
   }
